@@ -1,0 +1,59 @@
+"""Stage 4: text lines -> typed fields with a confidence, a box and a status.
+
+Extraction reports what the page shows; ``validate`` then decides, with rules and
+the QR code, which values can be trusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pipeline.extract.generic import GENERIC_FIELDS, extract_generic, looks_like_invoice
+from pipeline.extract.layout import Hit, normalize
+from pipeline.extract.vat import VAT_FIELDS, classify, extract_vat, looks_like_vat_invoice
+from pipeline.model import DocType, Field, FieldSource, FieldStatus, TextLine
+
+LIST_FIELDS = frozenset({"tax_rates"})
+
+
+@dataclass
+class Extraction:
+    doc_type: DocType
+    fields: dict[str, Field]
+    items: list[dict[str, object]] = field(default_factory=list)
+
+
+def to_field(hit: Hit | None, source: FieldSource, review_below: float, name: str = "") -> Field:
+    """A found value is accepted when its evidence is strong enough, else sent to review."""
+    if hit is None:
+        return Field.missing()
+    value: object = hit.text.split(",") if name in LIST_FIELDS else hit.text
+    confidence = hit.confidence
+    found = Field(value=value, confidence=confidence, status=FieldStatus.OK, source=source, box=hit.box)
+    if confidence < review_below:
+        found.flag(f"weak OCR confidence {confidence:.2f}")
+    return found
+
+
+def extract_fields(lines: Sequence[TextLine], source: FieldSource, review_below: float) -> Extraction:
+    """Classify the document and read its fields."""
+    text = "".join(normalize(line.text) for line in lines)
+    if looks_like_vat_invoice(text):
+        hits = extract_vat(lines)
+        title = hits["title"].text if hits["title"] else ""
+        doc_type = classify(title, text)
+        fields = {name: to_field(hits[name], source, review_below, name) for name in VAT_FIELDS}
+        return Extraction(doc_type, fields)
+    if looks_like_invoice(" ".join(line.text for line in lines)):
+        generic_hits, notes = extract_generic(lines)
+        fields = {name: to_field(generic_hits[name], source, review_below, name) for name in GENERIC_FIELDS}
+        for note in notes:
+            name, _, reason = note.partition(": ")
+            if fields[name].value is not None:
+                fields[name].flag(reason)
+        return Extraction(DocType.GENERIC_INVOICE, fields)
+    return Extraction(DocType.OTHER, {})
+
+
+__all__ = ["Extraction", "extract_fields"]

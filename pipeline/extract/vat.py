@@ -1,0 +1,339 @@
+"""Chinese VAT invoices (增值税发票, 全电发票): labels -> values by geometry."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from decimal import Decimal
+
+from pipeline.extract.layout import (
+    Accept,
+    Hit,
+    Row,
+    build_rows,
+    find_labels,
+    normalize,
+    read_match,
+    search_lines,
+    value_after_label,
+)
+from pipeline.fapiao import fix_digits, fix_tax_id, parse_amount, parse_amount_words
+from pipeline.model import DocType, TextLine
+
+VAT_FIELDS = (
+    "title",
+    "invoice_code",
+    "invoice_number",
+    "issue_date",
+    "check_code",
+    "machine_no",
+    "buyer_name",
+    "buyer_tax_id",
+    "seller_name",
+    "seller_tax_id",
+    "amount_excl_tax",
+    "tax_amount",
+    "total_amount",
+    "total_amount_words",
+    "tax_rates",
+)
+
+CODE_LABEL = re.compile(r"发票代码")
+NUMBER_LABEL = re.compile(r"发票号码|票号码|^No\.?(?=\d)", re.IGNORECASE)
+DATE_LABEL = re.compile(r"开票日期")
+CHECK_LABEL = re.compile(r"校验码")
+MACHINE_LABEL = re.compile(r"机器编号|机器编码")
+NAME_LABEL = re.compile(r"(?<![务目物品])名称")
+TAX_ID_LABEL = re.compile(r"纳税人识别号|统一社会信用代码(?:/纳税人识别号)?|识别号")
+WORDS_LABEL = re.compile(r"大写")
+TOTAL_LABEL = re.compile(r"小写")
+SUM_LABEL = re.compile(r"(?<!税)合计")
+STOP = re.compile(
+    r"名称|纳税人识别号|统一社会信用代码|地址|电话|开户行|账号|发票代码|发票号码|开票日期|校验码|机器编号|密码区?|备注|销售方|购买方"
+)
+
+CAPITAL_CHARS = "零壹贰叁肆伍陆柒捌玖拾佰仟万亿元圆角分整正"
+WORDS_RUN = re.compile(f"[{CAPITAL_CHARS}]{{2,}}")
+AMOUNT_TOKEN = re.compile(r"¥?-?\d{1,3}(?:,\d{3})+\.\d{2}(?!\d)|¥?-?\d+\.\d{2}(?!\d)")
+YEN_AMOUNT = re.compile(r"¥-?\d[\d,]*\.\d{2}(?!\d)")
+DATE_PATTERNS = (
+    re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日?"),
+    re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})"),
+    # Some text layers print the digits apart from 年/月/日: "年月20221207日".
+    re.compile(r"(?<!\d)((?:19|20)\d{2})(\d{2})(\d{2})(?!\d)"),
+)
+# Titles start with the issuing province, or one of the five separately planned cities.
+REGIONS = (
+    "北京|天津|河北|山西|内蒙古|辽宁|吉林|黑龙江|上海|江苏|浙江|安徽|福建|江西|山东|河南|湖北|湖南|广东|广西"
+    "|海南|重庆|四川|贵州|云南|西藏|陕西|甘肃|青海|宁夏|新疆|深圳|大连|青岛|宁波|厦门"
+)
+TITLE = re.compile(
+    r"电子发票\((?:普通发票|增值税专用发票)\)"
+    rf"|(?:{REGIONS})?增值税(?:专用|普通|电子普通|电子专用)发票"
+    rf"|(?:{REGIONS})电子普通发票"
+)
+# Shenzhen blockchain e-invoices print a short hexadecimal check code instead of 20 digits.
+SHORT_CHECK_CODE = re.compile(r"^([0-9a-f]{5,6})(?![0-9a-z])")
+RATE_TOKEN = re.compile(r"(?<![\d.])(\d{1,2})%|免税|不征税")
+DIGIT_LIKE = "0-9OoIlDQSZBG|"
+
+
+def accept_digits(*lengths: int):
+    """Accept a run of digit-like characters of one of ``lengths`` (O/0, I/1... fixed)."""
+    pattern = re.compile(f"[{DIGIT_LIKE}]{{{min(lengths)},}}")
+
+    def accept(text: str) -> str | None:
+        match = pattern.search(text[:40])
+        if not match:
+            return None
+        fixed = fix_digits(match.group())
+        if fixed is None:
+            return None
+        for length in sorted(lengths, reverse=True):
+            if len(fixed) == length:
+                return fixed
+        return None
+
+    return accept
+
+
+def parse_date(text: str) -> str | None:
+    for pattern in DATE_PATTERNS:
+        match = pattern.search(text)
+        if match:
+            year, month, day = (int(part) for part in match.groups())
+            try:
+                return dt.date(year, month, day).isoformat()
+            except ValueError:
+                return None
+    return None
+
+
+def cjk_brackets(text: str) -> str:
+    """Chinese names and titles are printed with full-width brackets; NFKC made them half-width."""
+    return text.replace("(", "（").replace(")", "）")
+
+
+def accept_name(text: str) -> str | None:
+    text = cjk_brackets(STOP.split(text)[0].strip(":;,.、|*"))
+    if len(text) < 2 or not re.search(r"[\u4e00-\u9fffA-Za-z]", text):
+        return None
+    # The cipher area (密码区) beside the buyer block is digits and symbols only.
+    if re.fullmatch(r"[\d<>+\-*/=]+", text):
+        return None
+    return text
+
+
+def accept_tax_id(text: str) -> str | None:
+    match = re.match(r"[0-9A-Za-z]{15,20}", text)
+    if not match:
+        return None
+    fixed, _ = fix_tax_id(match.group().upper())
+    return fixed
+
+
+def accept_amount(text: str) -> str | None:
+    match = AMOUNT_TOKEN.search(text)
+    if not match:
+        return None
+    value = parse_amount(match.group())
+    return f"{value:.2f}" if value is not None else None
+
+
+def accept_words(text: str) -> str | None:
+    for run in sorted(WORDS_RUN.findall(text), key=len, reverse=True):
+        try:
+            parse_amount_words(run)
+        except ValueError:
+            continue
+        return run
+    return None
+
+
+def classify(title: str, text: str) -> DocType:
+    """The kind of VAT invoice from its title, or from what is printed when the title is unreadable."""
+    title = normalize(title)
+    if "电子发票(增值税专用发票)" in title or ("电子发票" in title and "专用" in title):
+        return DocType.FULLY_DIGITAL_SPECIAL
+    if "电子发票(普通发票)" in title:
+        return DocType.FULLY_DIGITAL_GENERAL
+    if "电子普通发票" in title or "电子发票" in title:
+        return DocType.VAT_E_INVOICE_GENERAL
+    if "专用发票" in title:
+        return DocType.VAT_SPECIAL_PAPER
+    if "普通发票" in title:
+        return DocType.VAT_GENERAL_PAPER
+    if re.search(r"发票号码\D{0,3}\d{20}", text):
+        return DocType.FULLY_DIGITAL_SPECIAL if "专用" in text else DocType.FULLY_DIGITAL_GENERAL
+    if "专用发票" in text or "抵扣联" in text:
+        return DocType.VAT_SPECIAL_PAPER
+    if "电子普通发票" in text:
+        return DocType.VAT_E_INVOICE_GENERAL
+    return DocType.VAT_GENERAL_PAPER
+
+
+def looks_like_vat_invoice(text: str) -> bool:
+    """At least three of the anchors every VAT invoice prints; toll and fiscal receipts lack them."""
+    anchors = ("发票号码", "开票日期", "价税合计", "纳税人识别号", "发票代码", "税额")
+    if "票据" in text and "发票" not in text:
+        return False
+    return sum(anchor in text for anchor in anchors) >= 3
+
+
+def find_title(lines: Sequence[TextLine]) -> Hit | None:
+    """The largest printed invoice title (seal and watermark text around it is ignored)."""
+    best: tuple[float, str, TextLine] | None = None
+    for line in lines:
+        match = TITLE.search(normalize(line.text))
+        if match and (best is None or line.height > best[0]):
+            best = (line.height, match.group(), line)
+    if best is None:
+        return None
+    return Hit(cjk_brackets(best[1]), (best[2],))
+
+
+def accept_check_code(text: str) -> str | None:
+    digits = accept_digits(20)(text)
+    if digits is not None:
+        return digits
+    short = SHORT_CHECK_CODE.match(text)
+    return short.group(1) if short else None
+
+
+def _buyer_seller(
+    rows: Sequence[Row], label: re.Pattern[str], accept: Accept
+) -> tuple[Hit | None, Hit | None]:
+    """Buyer comes first in reading order on every layout (above the seller, or left of it)."""
+    hits: list[Hit] = []
+    for match in find_labels(rows, label):
+        hit = read_match(rows, match, accept, STOP)
+        if hit is not None and all(hit.lines != other.lines for other in hits):
+            hits.append(hit)
+    buyer = hits[0] if hits else None
+    seller = hits[1] if len(hits) > 1 else None
+    return buyer, seller
+
+
+def _amounts_in_row(row: Row, after: int) -> list[Hit]:
+    hits = []
+    for match in AMOUNT_TOKEN.finditer(row.text, after):
+        value = parse_amount(match.group())
+        if value is not None:
+            hits.append(Hit(f"{value:.2f}", (row.lines[row.line_at(match.start())],)))
+    if "***" in row.text[after:] or "*" * 3 in row.text[after:].replace(" ", ""):
+        hits.append(Hit("0.00", (row.lines[row.line_at(len(row.text) - 1)],)))
+    return hits
+
+
+def extract_vat(lines: Sequence[TextLine]) -> dict[str, Hit | None]:
+    """Every VAT field the page shows, as raw hits (validation decides what to trust)."""
+    rows = build_rows(lines)
+    page_text = "".join(row.text for row in rows)
+    found: dict[str, Hit | None] = dict.fromkeys(VAT_FIELDS)
+
+    found["title"] = find_title(lines)
+    found["invoice_code"] = value_after_label(rows, CODE_LABEL, accept_digits(10, 12), STOP)
+    found["invoice_number"] = value_after_label(rows, NUMBER_LABEL, accept_digits(8, 20), STOP)
+    found["issue_date"] = value_after_label(rows, DATE_LABEL, parse_date, STOP)
+    if found["issue_date"] is None:
+        dates = search_lines(lines, parse_date)
+        found["issue_date"] = dates[0] if dates else None
+    found["check_code"] = value_after_label(rows, CHECK_LABEL, accept_check_code, STOP)
+    found["machine_no"] = value_after_label(rows, MACHINE_LABEL, accept_digits(12), STOP)
+    found["buyer_name"], found["seller_name"] = _buyer_seller(rows, NAME_LABEL, accept_name)
+    found["buyer_tax_id"], found["seller_tax_id"] = _buyer_seller(rows, TAX_ID_LABEL, accept_tax_id)
+
+    found["total_amount_words"] = value_after_label(rows, WORDS_LABEL, accept_words)
+    if found["total_amount_words"] is None:
+        words = search_lines(lines, accept_words)
+        found["total_amount_words"] = next((hit for hit in words if re.search("[元圆]", hit.text)), None)
+    found["total_amount"] = value_after_label(rows, TOTAL_LABEL, accept_amount)
+    _read_sum_row(rows, found)
+    _settle_amounts(lines, found)
+    found["tax_rates"] = _tax_rates(rows)
+    if found["invoice_code"] is None and classify(_text(found["title"]), page_text) in (
+        DocType.VAT_SPECIAL_PAPER,
+        DocType.VAT_GENERAL_PAPER,
+    ):
+        found["invoice_code"] = _standalone_code(lines)
+    return found
+
+
+def _text(hit: Hit | None) -> str:
+    return hit.text if hit else ""
+
+
+def _read_sum_row(rows: Sequence[Row], found: dict[str, Hit | None]) -> None:
+    """合计 row: the amount before tax, then the tax (``***`` when exempt)."""
+    for match in find_labels(rows, SUM_LABEL):
+        amounts = _amounts_in_row(match.row, match.end)
+        if len(amounts) >= 2:
+            found["amount_excl_tax"], found["tax_amount"] = amounts[0], amounts[1]
+            return
+        if len(amounts) == 1 and found["amount_excl_tax"] is None:
+            found["amount_excl_tax"] = amounts[0]
+
+
+def _settle_amounts(lines: Sequence[TextLine], found: dict[str, Hit | None]) -> None:
+    """Use arithmetic to pick amounts the labels did not settle: excl + tax = total = 大写."""
+    words_total: Decimal | None = None
+    if found["total_amount_words"] is not None:
+        words_total = parse_amount_words(found["total_amount_words"].text)
+    if found["total_amount"] is None and words_total is not None:
+        for hit in search_lines(lines, accept_amount):
+            if Decimal(hit.text) == words_total:
+                found["total_amount"] = hit
+                break
+    total_hit = found["total_amount"]
+    if total_hit is None:
+        return
+    total = Decimal(total_hit.text)
+    excl, tax = found["amount_excl_tax"], found["tax_amount"]
+    if excl is not None and tax is not None and Decimal(excl.text) + Decimal(tax.text) == total:
+        return
+    yen_hits = [
+        Hit(f"{parse_amount(m.group())}", (line,))
+        for line in lines
+        for m in YEN_AMOUNT.finditer(normalize(line.text))
+        if parse_amount(m.group()) is not None
+    ]
+    for first in yen_hits:
+        for second in yen_hits:
+            if first is second or Decimal(first.text) < Decimal(second.text):
+                continue
+            if Decimal(first.text) + Decimal(second.text) == total and first.lines[0].x0 < second.lines[0].x0:
+                found["amount_excl_tax"], found["tax_amount"] = first, second
+                return
+
+
+def _tax_rates(rows: Sequence[Row]) -> Hit | None:
+    """Rates printed in the item lines, between the table header and the 合计 row."""
+    header = next((index for index, row in enumerate(rows) if "税率" in row.text), None)
+    if header is None:
+        return None
+    rates: list[str] = []
+    used: list[TextLine] = []
+    for row in rows[header + 1 :]:
+        if SUM_LABEL.search(row.text) or "价税合计" in row.text:
+            break
+        # Per line, not per row: joined rows glue "582.72" to "3%" and hide the rate.
+        for line in row.lines:
+            for match in RATE_TOKEN.finditer(normalize(line.text)):
+                rate = f"{int(match.group(1))}%" if match.group(1) else match.group()
+                if rate not in rates:
+                    rates.append(rate)
+                    used.append(line)
+    if not rates:
+        return None
+    return Hit(",".join(rates), tuple(used))
+
+
+def _standalone_code(lines: Sequence[TextLine]) -> Hit | None:
+    """Paper invoices print the code alone in the top-left corner with no label."""
+    top = [line for line in lines if line.y1 < min(line.y0 for line in lines) + 400]
+    for line in top:
+        text = normalize(line.text)
+        if re.fullmatch(r"\d{10}|\d{12}", text):
+            return Hit(text, (line,))
+    return None

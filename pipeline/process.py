@@ -1,0 +1,143 @@
+"""One document through the stages: load -> preprocess -> OCR -> extract -> validate.
+
+``process_document`` is a pure function of the bytes and the settings (no store, no
+global state but the per-process OCR engine cache), so it can run in any worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pipeline.config import Settings
+from pipeline.errors import ImageUnreadable, NotAnInvoice
+from pipeline.extract import extract_fields
+from pipeline.extract.qr import find_invoice_qr
+from pipeline.load import load_document
+from pipeline.model import DocType, FieldSource, InvoiceResult, OcrPage, PageInfo, TextLine
+from pipeline.ocr import OcrEngine, get_engine
+from pipeline.preprocess import prepare_page, rotate_quadrant
+from pipeline.validate import validate_invoice
+
+log = logging.getLogger(__name__)
+
+MEANINGFUL = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
+
+
+@dataclass
+class PageImage:
+    index: int
+    png: bytes
+
+
+@dataclass
+class Processed:
+    result: InvoiceResult
+    page_images: list[PageImage]
+    seconds: float
+
+
+def content_id(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def text_score(lines: list[TextLine]) -> float:
+    """How much confidently read text a page gave: used to pick the upright orientation."""
+    return sum(line.confidence**2 * len(MEANINGFUL.findall(line.text)) for line in lines)
+
+
+def looks_upright(lines: list[TextLine]) -> bool:
+    """Most lines wide rather than tall, and read with confidence."""
+    long_lines = [line for line in lines if len(line.text) >= 3]
+    if len(long_lines) < 5:
+        return False
+    wide = sum(1 for line in long_lines if (line.x1 - line.x0) >= line.height)
+    confident = sum(1 for line in long_lines if line.confidence >= 0.85)
+    return wide >= 0.8 * len(long_lines) and confident >= 0.7 * len(long_lines)
+
+
+def ocr_upright(image: np.ndarray, engine: OcrEngine, page: int) -> tuple[np.ndarray, OcrPage, int]:
+    """OCR the page, turning it by 90/180/270 degrees when it does not read upright."""
+    first = engine.recognize(image, page)
+    if looks_upright(first.lines):
+        return image, first, 0
+    best = (text_score(first.lines), image, first, 0)
+    tall = sum(1 for line in first.lines if line.height > (line.x1 - line.x0))
+    order = (90, 270, 180) if tall > len(first.lines) / 3 else (180, 90, 270)
+    for angle in order:
+        turned = rotate_quadrant(image, angle)
+        attempt = engine.recognize(turned, page)
+        score = text_score(attempt.lines)
+        if score > best[0]:
+            best = (score, turned, attempt, angle)
+        if looks_upright(attempt.lines):
+            break
+    _, chosen, ocr, angle = best
+    seconds = ocr.seconds + first.seconds
+    return chosen, OcrPage(lines=ocr.lines, engine=ocr.engine, seconds=seconds), angle
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    ok, buffer = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise ImageUnreadable("could not encode the page image")
+    return buffer.tobytes()
+
+
+def process_document(data: bytes, source_name: str, settings: Settings) -> Processed:
+    """Run every stage on one document; raises ``InputError`` subclasses for bad input."""
+    started = time.perf_counter()
+    document_id = content_id(data)
+    pages = load_document(data, settings)
+    lines: list[TextLine] = []
+    infos: list[PageInfo] = []
+    images: list[PageImage] = []
+    engine_name = "text_layer"
+    qr_payload: str | None = None
+    used_ocr = False
+    for page in pages:
+        page_started = time.perf_counter()
+        if page.text_layer_trusted and page.text_layer:
+            image, page_lines, source, note = page.image, page.text_layer, "text_layer", page.note
+        else:
+            engine = get_engine(settings)
+            engine_name = engine.version()
+            used_ocr = True
+            prepared = prepare_page(page.image, settings.ocr_max_side)
+            image, ocr, angle = ocr_upright(prepared.image, engine, page.index)
+            steps = prepared.steps + ([f"rotate {angle}"] if angle else [])
+            page_lines, source = ocr.lines, "ocr"
+            note = "; ".join(filter(None, [page.note, ", ".join(steps)]))
+        if qr_payload is None:
+            qr_payload = find_invoice_qr(image)
+        lines.extend(page_lines)
+        height, width = image.shape[:2]
+        infos.append(PageInfo(page.index, width, height, source, time.perf_counter() - page_started, note))
+        images.append(PageImage(page.index, encode_png(image)))
+    if sum(len(MEANINGFUL.findall(line.text)) for line in lines) < 10:
+        raise NotAnInvoice("no readable text found: not an invoice, or the image is blank or unreadable")
+    source = FieldSource.OCR if used_ocr else FieldSource.TEXT_LAYER
+    extraction = extract_fields(lines, source, settings.review_below)
+    result = InvoiceResult(
+        document_id=document_id,
+        source_name=source_name,
+        doc_type=extraction.doc_type,
+        fields=extraction.fields,
+        items=extraction.items,
+        pages=infos,
+        engine=engine_name,
+        qr_payload=qr_payload,
+        lines=lines,
+    )
+    if result.doc_type == DocType.OTHER:
+        result.warnings.append(
+            "not a VAT invoice or an invoice this pipeline recognises: no fields extracted"
+        )
+    validate_invoice(result, review_below=settings.review_below)
+    return Processed(result=result, page_images=images, seconds=time.perf_counter() - started)

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the Debian packages the pipeline needs, only where missing:
+#   poppler-utils  renders PDFs (pdftoppm, used by pdf2image)
+#   a CJK font     renders the sample invoices (scripts/make_samples.py)
+set -euo pipefail
+
+missing=()
+command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
+if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+  missing+=(fonts-wqy-zenhei)
+fi
+command -v fc-list >/dev/null 2>&1 || missing+=(fontconfig)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing system packages: ${missing[*]}" >&2
+  echo "run: sudo apt-get install -y ${missing[*]}" >&2
+  exit 3
+fi
+echo "installing system packages: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
