@@ -40,7 +40,7 @@ VAT_FIELDS = (
 )
 
 CODE_LABEL = re.compile(r"发票代码")
-NUMBER_LABEL = re.compile(r"发票号码|票号码|^No\.?(?=\d)", re.IGNORECASE)
+NUMBER_LABEL = re.compile(r"发票号码|票号码|(?<![A-Za-z])No\.?(?=[\dOoIl])")
 DATE_LABEL = re.compile(r"开票日期")
 CHECK_LABEL = re.compile(r"校验码")
 MACHINE_LABEL = re.compile(r"机器编号|机器编码")

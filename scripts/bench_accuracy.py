@@ -1,0 +1,363 @@
+"""Field accuracy on the labelled real invoices in ../shared/eval.
+
+For every field and modality it prints exact-match accuracy, the share of fields the
+pipeline auto-accepted (status ok), and the silent-error rate: wrong values among the
+auto-accepted ones. A JSON report goes to bench-results/.
+
+    python scripts/bench_accuracy.py                     # default engine, PDFs via text layer
+    python scripts/bench_accuracy.py --force-ocr         # OCR rendered pages, ignore text layers
+    python scripts/bench_accuracy.py --engine paddle --sets cn
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import sys
+import time
+import unicodedata
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Settings
+from pipeline.errors import InputError
+from pipeline.process import process_document
+
+REPO = Path(__file__).resolve().parents[1]
+
+DEFAULT_EVAL = Path(os.environ.get("INVOICES_EVAL_DIR", REPO.parent / "shared" / "eval"))
+
+CN_KEY_FIELDS = (
+    "invoice_code",
+    "invoice_number",
+    "issue_date",
+    "check_code",
+    "buyer_tax_id",
+    "seller_tax_id",
+    "amount_excl_tax",
+    "tax_amount",
+    "total_amount",
+)
+CN_OTHER_FIELDS = ("title", "machine_no", "buyer_name", "seller_name", "total_amount_words")
+AMOUNT_FIELDS = {"amount_excl_tax", "tax_amount", "total_amount", "total"}
+DOC_TYPES = {
+    "fully_digital_invoice_general": "fully_digital_general",
+    "fully_digital_invoice_special": "fully_digital_special",
+    "shenzhen_blockchain_e_invoice": "vat_e_invoice_general",
+}
+
+
+@dataclass
+class Case:
+    case_id: str
+    dataset: str
+    path: Path
+    modality: str
+    expected: dict[str, Any]
+    key_fields: tuple[str, ...]
+    expected_doc_type: str | None = None
+    field_map: dict[str, str] = field(default_factory=dict)  # label name -> our field name
+
+
+def norm(name: str, value: Any) -> str | None:
+    """Compare after trimming, NFKC and upper case; amounts as decimals to the fen."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, list):
+        value = ",".join(str(v) for v in value)
+    text = unicodedata.normalize("NFKC", str(value)).strip()
+    if name in AMOUNT_FIELDS:
+        try:
+            return f"{Decimal(text.replace(',', '').lstrip('¥$RM')):.2f}"
+        except InvalidOperation:
+            return text
+    text = re.sub(r"\s+", "" if re.search(r"[\u4e00-\u9fff]", text) else " ", text)
+    return text.upper()
+
+
+def sroie_date(text: str | None) -> str | None:
+    """SROIE labels keep the printed date (Malaysian receipts: day first)."""
+    if not text:
+        return None
+    from pipeline.extract.generic import parse_any_date
+
+    parsed = parse_any_date(text)
+    return parsed[0] if parsed else text
+
+
+def load_cases(eval_dir: Path, sets: list[str], force_ocr: bool) -> list[Case]:
+    cases: list[Case] = []
+    if "cn" in sets:
+        for label_path in sorted((eval_dir / "cn").glob("cn_*.json")):
+            label = json.loads(label_path.read_text(encoding="utf-8"))
+            files = label["files"]
+            use_pdf = "pdf" in files and not force_ocr
+            path = label_path.parent / (files["pdf"] if use_pdf else files["image"])
+            modality = label["modality"]
+            if force_ocr and modality.startswith("digital_pdf"):
+                modality = "digital_pdf_forced_ocr"
+            cases.append(
+                Case(
+                    label["id"],
+                    "cn",
+                    path,
+                    modality,
+                    label["fields"],
+                    CN_KEY_FIELDS,
+                    DOC_TYPES.get(label["doc_type"], label["doc_type"]),
+                )
+            )
+        for label_path in sorted((eval_dir / "cn" / "negatives").glob("*.json")):
+            label = json.loads(label_path.read_text(encoding="utf-8"))
+            files = label["files"]
+            path = label_path.parent / (files["pdf"] if "pdf" in files and not force_ocr else files["image"])
+            cases.append(Case(label["id"], "cn_negative", path, "negative", {}, (), "other"))
+    if "invoice2data" in sets:
+        for label_path in sorted((eval_dir / "en" / "invoice2data").glob("*.labels.json")):
+            label = json.loads(label_path.read_text(encoding="utf-8"))
+            files = label["files"]
+            use_pdf = "pdf" in files and not force_ocr
+            path = label_path.parent / (files["pdf"] if use_pdf else files["image_page1_rendered"])
+            fields = label["fields"]
+            cases.append(
+                Case(
+                    label["id"],
+                    "invoice2data",
+                    path,
+                    "digital_pdf" if use_pdf else "rendered_image",
+                    {
+                        k: fields.get(k)
+                        for k in ("invoice_number", "issue_date", "total_amount", "vendor_name")
+                    },
+                    ("invoice_number", "issue_date", "total_amount"),
+                )
+            )
+    if "sroie" in sets:
+        for label_path in sorted((eval_dir / "en" / "sroie").glob("sroie_*.labels.json")):
+            label = json.loads(label_path.read_text(encoding="utf-8"))
+            fields = label["fields"]
+            cases.append(
+                Case(
+                    label["id"],
+                    "sroie",
+                    label_path.parent / label["files"]["image"],
+                    "photo_receipt",
+                    {
+                        "company": fields["company"],
+                        "date": sroie_date(fields["date"]),
+                        "total": fields["total"],
+                    },
+                    ("company", "date", "total"),
+                    field_map={"company": "vendor_name", "date": "issue_date", "total": "total_amount"},
+                )
+            )
+    return cases
+
+
+def run_case(case: Case, settings: Settings) -> dict[str, Any]:
+    started = time.perf_counter()
+    data = case.path.read_bytes()
+    try:
+        processed = process_document(data, case.path.name, settings)
+        result = processed.result.to_dict(include_lines=False)
+        error = None
+    except InputError as exc:
+        result, error = None, f"{type(exc).__name__}: {exc}"
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "case": case.case_id,
+        "result": result,
+        "error": error,
+        "seconds": time.perf_counter() - started,
+        "peak_rss_mb": peak_kb / 1024,
+    }
+
+
+def score(cases: list[Case], runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    stats: dict[tuple[str, str, str], list[int]] = defaultdict(
+        lambda: [0, 0, 0, 0]
+    )  # n, right, accepted, silent
+    failures: list[dict[str, Any]] = []
+    doc_type_right = 0
+    for case in cases:
+        run = runs[case.case_id]
+        result = run["result"]
+        if case.expected_doc_type is not None:
+            got = result["doc_type"] if result else None
+            doc_type_right += got == case.expected_doc_type
+            if got != case.expected_doc_type:
+                failures.append(
+                    {"case": case.case_id, "field": "doc_type", "got": got, "want": case.expected_doc_type}
+                )
+        if case.dataset == "cn_negative":
+            invented = [n for n, f in (result or {}).get("fields", {}).items() if f.get("value") is not None]
+            stats[(case.dataset, "no_invented_fields", case.modality)][0] += 1
+            if not invented:
+                stats[(case.dataset, "no_invented_fields", case.modality)][1] += 1
+            continue
+        for name, want in case.expected.items():
+            ours = case.field_map.get(name, name)
+            found = (result or {}).get("fields", {}).get(ours, {})
+            got = found.get("value")
+            want_n, got_n = norm(name, want), norm(name, got)
+            right = want_n == got_n
+            accepted = found.get("status") == "ok" and got is not None
+            for modality in (case.modality, "all"):
+                entry = stats[(case.dataset, name, modality)]
+                entry[0] += 1
+                entry[1] += right
+                entry[2] += accepted
+                entry[3] += accepted and not right
+            if not right or (accepted and not right):
+                failures.append(
+                    {
+                        "case": case.case_id,
+                        "field": name,
+                        "got": got,
+                        "want": want,
+                        "status": found.get("status"),
+                        "reasons": found.get("reasons"),
+                        "error": run["error"],
+                    }
+                )
+    table = [
+        {
+            "dataset": dataset,
+            "field": name,
+            "modality": modality,
+            "n": n,
+            "accuracy": right / n if n else 0.0,
+            "auto_accepted": accepted / n if n else 0.0,
+            "silent_error_rate": silent / accepted if accepted else 0.0,
+            "silent_errors": silent,
+        }
+        for (dataset, name, modality), (n, right, accepted, silent) in sorted(stats.items())
+    ]
+    key_summary = {}
+    for case_set in {case.dataset for case in cases}:
+        keys = next((case.key_fields for case in cases if case.dataset == case_set), ())
+        rows = [r for r in table if r["dataset"] == case_set and r["field"] in keys]
+        for modality in sorted({r["modality"] for r in rows}):
+            chosen = [r for r in rows if r["modality"] == modality]
+            n = sum(r["n"] for r in chosen)
+            right = sum(round(r["accuracy"] * r["n"]) for r in chosen)
+            accepted = sum(round(r["auto_accepted"] * r["n"]) for r in chosen)
+            silent = sum(r["silent_errors"] for r in chosen)
+            key_summary[f"{case_set}/{modality}"] = {
+                "fields": n,
+                "accuracy": right / n if n else 0.0,
+                "auto_accepted": accepted / n if n else 0.0,
+                "silent_error_rate": silent / accepted if accepted else 0.0,
+            }
+    with_type = [c for c in cases if c.expected_doc_type is not None]
+    return {
+        "fields": table,
+        "key_fields": key_summary,
+        "doc_type_accuracy": doc_type_right / len(with_type) if with_type else None,
+        "failures": failures,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL)
+    parser.add_argument(
+        "--sets", default="cn,invoice2data,sroie", help="comma-separated: cn, invoice2data, sroie"
+    )
+    parser.add_argument("--engine", choices=["onnx", "paddle"], default="onnx")
+    parser.add_argument("--force-ocr", action="store_true", help="ignore PDF text layers; OCR rendered pages")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--limit", type=int, default=0, help="only the first N cases per set (smoke runs)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench-results")
+    parser.add_argument("--show-failures", action="store_true", help="print every wrong field")
+    args = parser.parse_args(argv)
+
+    if not args.eval_dir.is_dir():
+        parser.error(f"no evaluation data at {args.eval_dir}")
+    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    cases = load_cases(args.eval_dir, sets, args.force_ocr)
+    if args.limit:
+        per_set: dict[str, int] = defaultdict(int)
+        kept = []
+        for case in cases:
+            per_set[case.dataset] += 1
+            if per_set[case.dataset] <= args.limit:
+                kept.append(case)
+        cases = kept
+    settings = Settings(engine=args.engine, use_text_layer=not args.force_ocr, threads_per_worker=1)
+    started = time.perf_counter()
+    runs: dict[str, dict[str, Any]] = {}
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(run_case, case, settings): case for case in cases}
+        for done, future in enumerate(futures, start=1):
+            run = future.result()
+            runs[run["case"]] = run
+            print(f"\r{done}/{len(cases)} documents", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    wall = time.perf_counter() - started
+    report = score(cases, runs)
+    pages = sum(len(run["result"]["pages"]) for run in runs.values() if run["result"])
+    ocr_pages = sum(
+        sum(1 for page in run["result"]["pages"] if page["text_source"] == "ocr")
+        for run in runs.values()
+        if run["result"]
+    )
+    report["run"] = {
+        "engine": args.engine,
+        "force_ocr": args.force_ocr,
+        "documents": len(cases),
+        "pages": pages,
+        "ocr_pages": ocr_pages,
+        "wall_seconds": wall,
+        "seconds_per_page_per_worker": sum(run["seconds"] for run in runs.values()) / max(pages, 1),
+        "peak_rss_mb_per_worker": max(run["peak_rss_mb"] for run in runs.values()),
+        "workers": args.workers,
+        "errors": {run["case"]: run["error"] for run in runs.values() if run["error"]},
+    }
+
+    print(f"\nengine={args.engine} force_ocr={args.force_ocr} documents={len(cases)} pages={pages}")
+    print(f"{'set/modality':36} {'fields':>6} {'exact':>7} {'auto-ok':>8} {'silent':>7}")
+    for name, row in sorted(report["key_fields"].items()):
+        print(
+            f"{name:36} {row['fields']:>6} {row['accuracy']:>7.1%} {row['auto_accepted']:>8.1%} "
+            f"{row['silent_error_rate']:>7.2%}"
+        )
+    print(f"\n{'set':14} {'field':20} {'n':>4} {'exact':>7} {'auto-ok':>8} {'silent':>7}")
+    for row in report["fields"]:
+        if row["modality"] == "all" or row["dataset"] == "cn_negative":
+            print(
+                f"{row['dataset']:14} {row['field']:20} {row['n']:>4} {row['accuracy']:>7.1%} "
+                f"{row['auto_accepted']:>8.1%} {row['silent_error_rate']:>7.2%}"
+            )
+    if report["doc_type_accuracy"] is not None:
+        print(f"\ndoc_type accuracy: {report['doc_type_accuracy']:.1%}")
+    run_info = report["run"]
+    print(
+        f"time: {run_info['wall_seconds']:.1f} s wall on {args.workers} workers, "
+        f"{run_info['seconds_per_page_per_worker']:.2f} s/page per worker, "
+        f"peak RSS {run_info['peak_rss_mb_per_worker']:.0f} MB per worker"
+    )
+    if run_info["errors"]:
+        print(f"errors: {run_info['errors']}")
+    if args.show_failures:
+        for failure in report["failures"]:
+            print(json.dumps(failure, ensure_ascii=False))
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"accuracy-{args.engine}{'-force-ocr' if args.force_ocr else ''}.json"
+    out.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    print(f"report: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

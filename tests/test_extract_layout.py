@@ -1,0 +1,167 @@
+"""Extraction by geometry on hand-made text lines (no OCR): labels, splits, columns, confusions."""
+
+from __future__ import annotations
+
+from pipeline.extract import extract_fields
+from pipeline.extract.layout import build_rows, normalize
+from pipeline.model import DocType, FieldSource, FieldStatus, TextLine, polygon_from_rect
+
+
+def line(text: str, x: float, y: float, width: float | None = None, conf: float = 0.99) -> TextLine:
+    width = width if width is not None else 22 * len(text)
+    return TextLine(text=text, confidence=conf, polygon=polygon_from_rect(x, y, x + width, y + 24))
+
+
+def vat_page(**overrides: str) -> list[TextLine]:
+    """A paper 专票 laid out like the real form, with letter-spaced labels split by OCR."""
+    values = {
+        "number": "10631331",
+        "code": "1100214130",
+        "buyer_id": "91110108MAUJFMDA5F",
+        "seller_id": "91110115MA56E82N05",
+        **overrides,
+    }
+    return [
+        line("北京增值税专用发票", 680, 100, 500),
+        line(values["code"], 300, 90),
+        line(f"No {values['number']}", 1270, 80),
+        line("开票日期：", 1290, 180),
+        line("2021年01月19日", 1450, 180),
+        line("名", 190, 290, 24),
+        line("称：北京长城软件有限公司", 330, 290),
+        line("纳税人识别号：", 190, 330),
+        line(values["buyer_id"], 380, 330),
+        line("货物或应税劳务、服务名称", 160, 460),
+        line("税率", 1450, 460),
+        line("*餐饮服务*餐饮服务", 120, 500),
+        line("15186.66", 1200, 500),
+        line("6%", 1460, 500),
+        line("911.20", 1600, 500),
+        line("合", 250, 760, 24),
+        line("计", 500, 760, 24),
+        line("¥15186.66", 1200, 760),
+        line("¥911.20", 1600, 760),
+        line("价税合计（大写）", 220, 820),
+        line("⊗壹万陆仟零玖拾柒元捌角陆分", 560, 820),
+        line("（小写）¥16097.86", 1400, 820),
+        line("名", 190, 880, 24),
+        line("称：金桥（北京）建筑工程有限责任公司", 330, 880),
+        line("纳税人识别号：", 190, 920),
+        line(values["seller_id"], 380, 920),
+    ]
+
+
+def test_rows_join_a_letter_spaced_label() -> None:
+    rows = build_rows(vat_page())
+    assert any(row.text.startswith("名称:北京长城软件有限公司") for row in rows)
+
+
+def test_vat_fields_from_layout() -> None:
+    extraction = extract_fields(vat_page(), FieldSource.OCR, 0.9)
+    values = {name: found.value for name, found in extraction.fields.items()}
+    assert extraction.doc_type == DocType.VAT_SPECIAL_PAPER
+    assert values["title"] == "北京增值税专用发票"
+    assert values["invoice_code"] == "1100214130"
+    assert values["invoice_number"] == "10631331"
+    assert values["issue_date"] == "2021-01-19"
+    assert values["buyer_name"] == "北京长城软件有限公司"
+    assert values["seller_name"] == "金桥（北京）建筑工程有限责任公司"
+    assert values["buyer_tax_id"] == "91110108MAUJFMDA5F"
+    assert values["seller_tax_id"] == "91110115MA56E82N05"
+    assert values["amount_excl_tax"] == "15186.66"
+    assert values["tax_amount"] == "911.20"
+    assert values["total_amount"] == "16097.86"
+    assert values["total_amount_words"] == "壹万陆仟零玖拾柒元捌角陆分"
+    assert values["tax_rates"] == ["6%"]
+    assert extraction.fields["invoice_number"].box is not None
+
+
+def test_ocr_confusions_in_digit_fields_are_fixed() -> None:
+    extraction = extract_fields(vat_page(number="1O63I33l"), FieldSource.OCR, 0.9)
+    assert extraction.fields["invoice_number"].value == "10631331"
+
+
+def test_weak_ocr_sends_the_field_to_review() -> None:
+    page = [ln if "No" not in ln.text else line(ln.text, ln.x0, ln.y0, conf=0.6) for ln in vat_page()]
+    found = extract_fields(page, FieldSource.OCR, 0.9).fields["invoice_number"]
+    assert found.status == FieldStatus.NEEDS_REVIEW
+    assert any("confidence" in reason for reason in found.reasons)
+
+
+def test_fully_digital_two_columns_and_value_below_label() -> None:
+    page = [
+        line("电子发票（普通发票）", 600, 60, 400),
+        line("发票号码：25447000001115703415", 1300, 60),
+        line("开票日期：2025年09月23日", 1300, 100),
+        line("名称：广州华栈天城科技有限公司", 80, 250),
+        line("名称：广州灵感之茶餐饮管理有限公司", 900, 250),
+        line("统一社会信用代码/纳税人识别号：", 80, 300),
+        line("统一社会信用代码/纳税人识别号：", 900, 330),
+        line("91440106068698695J", 320, 330),
+        line("91440101MA5AL52Y44", 1150, 360),
+        line("合计", 150, 700),
+        line("¥47.17", 1000, 700),
+        line("¥2.83", 1500, 700),
+        line("价税合计（大写）", 150, 760),
+        line("伍拾圆整", 500, 760),
+        line("（小写）¥50.00", 1300, 760),
+    ]
+    extraction = extract_fields(page, FieldSource.TEXT_LAYER, 0.9)
+    values = {name: found.value for name, found in extraction.fields.items()}
+    assert extraction.doc_type == DocType.FULLY_DIGITAL_GENERAL
+    assert values["invoice_number"] == "25447000001115703415"
+    assert values["invoice_code"] is None
+    assert values["buyer_name"] == "广州华栈天城科技有限公司"
+    assert values["seller_name"] == "广州灵感之茶餐饮管理有限公司"
+    assert values["buyer_tax_id"] == "91440106068698695J"
+    assert values["seller_tax_id"] == "91440101MA5AL52Y44"
+    assert (values["amount_excl_tax"], values["tax_amount"], values["total_amount"]) == (
+        "47.17",
+        "2.83",
+        "50.00",
+    )
+
+
+def test_toll_receipt_is_not_a_vat_invoice() -> None:
+    page = [
+        line("江苏省车辆通行费票据（电子）", 500, 60, 500),
+        line("票据代码：32020124", 80, 150),
+        line("票据号码：0007445174", 900, 150),
+        line("交款人统一社会信用代码：91310000764286520D", 80, 200),
+        line("金额合计（大写）壹拾元整", 80, 400),
+        line("（小写）10.00", 900, 400),
+    ]
+    extraction = extract_fields(page, FieldSource.TEXT_LAYER, 0.9)
+    assert extraction.doc_type == DocType.OTHER
+    assert extraction.fields == {}
+
+
+def test_generic_invoice_fields() -> None:
+    page = [
+        line("Acme Widgets Ltd.", 80, 40, 300),
+        line("INVOICE", 700, 40, 150),
+        line("Invoice No:", 600, 120, 150),
+        line("INV-2024-0042", 780, 120, 200),
+        line("Date: 03/15/2024", 600, 160, 250),
+        line("Subtotal", 500, 600, 120),
+        line("$1,200.00", 800, 600, 140),
+        line("Tax (10%)", 500, 640, 120),
+        line("$120.00", 800, 640, 140),
+        line("Total", 500, 680, 120),
+        line("$1,320.00", 800, 680, 140),
+    ]
+    extraction = extract_fields(page, FieldSource.OCR, 0.9)
+    values = {name: found.value for name, found in extraction.fields.items()}
+    assert extraction.doc_type == DocType.GENERIC_INVOICE
+    assert values["vendor_name"] == "Acme Widgets Ltd."
+    assert values["invoice_number"] == "INV-2024-0042"
+    assert values["issue_date"] == "2024-03-15"
+    assert values["total_amount"] == "1320.00"
+    assert values["amount_excl_tax"] == "1200.00"
+    assert values["tax_amount"] == "120.00"
+    assert values["currency"] == "USD"
+
+
+def test_normalize_full_width() -> None:
+    assert normalize("发票号码：１２３ ４５") == "发票号码:12345"
+    assert normalize("￥ 1,200.00") == "¥1,200.00"
