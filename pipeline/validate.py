@@ -180,6 +180,7 @@ def _validate_vat(run: _Run, today: date) -> None:
     if result.qr_payload and payload is None:
         log.debug("QR payload is not an invoice payload: %r", result.qr_payload[:80])
     if payload is not None:
+        _type_from_qr(run, payload)
         _fill_from_qr(run, payload)
     _derive_total(run)
     words_total, total_suspect = _check_words(run)
@@ -190,6 +191,15 @@ def _validate_vat(run: _Run, today: date) -> None:
     if payload is not None:
         _check_qr(run, payload)
     _check_mandatory(run)
+
+
+def _type_from_qr(run: _Run, payload: QrPayload) -> None:
+    """Without a readable title (a seal over it) the kind was guessed; the QR code's type is exact."""
+    expected = QR_KIND_DOC_TYPES.get(payload.kind)
+    if expected is None or run.text("title") is not None or expected == run.result.doc_type:
+        return
+    run.result.warnings.append(f"title unreadable: document type {expected} taken from the QR code")
+    run.result.doc_type = expected
 
 
 def _fill_from_qr(run: _Run, payload: QrPayload) -> None:

@@ -70,7 +70,7 @@ def test_not_an_image() -> None:
 
 def test_truncated_jpeg() -> None:
     data = image_bytes("JPEG", (800, 600))
-    with pytest.raises(ImageUnreadable, match="truncated|corrupt"):
+    with pytest.raises(ImageUnreadable, match=r"truncated|corrupt"):
         load_document(data[: len(data) // 3], SETTINGS)
 
 
@@ -82,7 +82,7 @@ def test_tiny_image_is_refused() -> None:
 def test_decompression_bomb_is_refused_before_decoding() -> None:
     bomb = image_bytes("PNG", (12000, 12000))  # compresses to a few hundred kB
     assert len(bomb) < 2_000_000
-    with pytest.raises(TooLarge, match="MP|decompression bomb"):
+    with pytest.raises(TooLarge, match=r"MP|decompression bomb"):
         load_document(bomb, Settings(max_image_pixels=50_000_000))
 
 
@@ -108,7 +108,7 @@ def test_pdf_without_pages() -> None:
         b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
         b"trailer<</Root 1 0 R>>\n%%EOF\n"
     )
-    with pytest.raises(PdfUnreadable, match="no pages|damaged"):
+    with pytest.raises(PdfUnreadable, match=r"no pages|damaged"):
         load_document(data, SETTINGS)
 
 
