@@ -28,7 +28,11 @@ $(STAMP): pyproject.toml requirements/paddle.txt requirements/paddle-nodeps.txt 
 
 install: $(STAMP)
 
-install-paddle models: $(STAMP)
+install-paddle: $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements/paddle.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements/paddle-nodeps.txt
+
+models: $(STAMP)
 	$(BIN)/invoices models install
 
 demo: $(STAMP)
