@@ -37,6 +37,11 @@ from pipeline.model import VAT_DOC_TYPES, DocType, Field, FieldSource, FieldStat
 
 log = logging.getLogger(__name__)
 
+ORGANISATION_END = re.compile(
+    r"(公司|企业|店|厂|中心|局|院|所|部|行|社|会|馆|站|处|室|园|场|校|学|队|户|司|团|台|署|委|办|矿|市|府|诊|基地)[）)]?$"
+)
+PERSON_NAME = re.compile(r"[\u4e00-\u9fff]{2,4}")
+
 # --------------------------------------------------------------------------------------------------
 # The stage
 # --------------------------------------------------------------------------------------------------
@@ -59,6 +64,7 @@ _OUR_RULES = frozenset(
         "check_code_structure",
         "issue_date_valid",
         "qr_agrees",
+        "name_shape",
         "derived",
     }
 )
@@ -190,6 +196,7 @@ def _validate_vat(run: _Run, today: date) -> None:
     _check_rates(run)
     if payload is not None:
         _check_qr(run, payload)
+    _check_party_names(run)
     _check_mandatory(run)
 
 
@@ -478,6 +485,23 @@ def _mandatory_fields(doc_type: DocType) -> tuple[str, ...]:
     if doc_type in (DocType.VAT_E_INVOICE_GENERAL, DocType.VAT_GENERAL_PAPER):
         names.append("check_code")
     return tuple(names)
+
+
+def _check_party_names(run: _Run) -> None:
+    """No rule can confirm a name, but a cut-off one is visible: organisations end with a kind word.
+
+    Only OCR'd names are checked (a text layer is exact); short names of 2-4 characters are
+    people and pass.
+    """
+    for name in ("buyer_name", "seller_name"):
+        found = run.field(name)
+        if found is None or found.source != FieldSource.OCR:
+            continue
+        text = str(found.value)
+        ok = bool(ORGANISATION_END.search(text) or PERSON_NAME.fullmatch(text))
+        run.check(f"name_shape:{name}", ok, (name,), text)
+        if not ok:
+            run.flag(name, f"name '{text}' does not end like an organisation name: it may be cut off")
 
 
 def _check_mandatory(run: _Run) -> None:

@@ -48,6 +48,7 @@ CN_KEY_FIELDS = (
 )
 CN_OTHER_FIELDS = ("title", "machine_no", "buyer_name", "seller_name", "total_amount_words")
 AMOUNT_FIELDS = {"amount_excl_tax", "tax_amount", "total_amount", "total"}
+NAME_FIELDS = {"company", "vendor_name", "buyer_name", "seller_name"}
 DOC_TYPES = {
     "fully_digital_invoice_general": "fully_digital_general",
     "fully_digital_invoice_special": "fully_digital_special",
@@ -79,7 +80,9 @@ def norm(name: str, value: Any) -> str | None:
             return f"{Decimal(text.replace(',', '').lstrip('¥$RM')):.2f}"
         except InvalidOperation:
             return text
-    text = re.sub(r"\s+", "" if re.search(r"[\u4e00-\u9fff]", text) else " ", text)
+    # Spacing is not information: OCR and labels space names and CJK text differently.
+    no_space = name in NAME_FIELDS or re.search(r"[\u4e00-\u9fff]", text)
+    text = re.sub(r"\s+", "" if no_space else " ", text)
     return text.upper()
 
 
@@ -124,7 +127,9 @@ def load_cases(eval_dir: Path, sets: list[str], force_ocr: bool) -> list[Case]:
         for label_path in sorted((eval_dir / "en" / "invoice2data").glob("*.labels.json")):
             label = json.loads(label_path.read_text(encoding="utf-8"))
             files = label["files"]
-            use_pdf = "pdf" in files and not force_ocr
+            if "pdf" not in files:
+                continue  # a text-only fixture (no document to read)
+            use_pdf = not force_ocr
             path = label_path.parent / (files["pdf"] if use_pdf else files["image_page1_rendered"])
             fields = label["fields"]
             cases.append(

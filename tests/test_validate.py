@@ -847,13 +847,37 @@ def test_generic_invoice_with_partial_amounts_has_no_sum_rule() -> None:
 
 
 def test_eval_labels_pass_every_rule() -> None:
-    """The real, checked labels must not trip any rule: guards against rules that cry wolf."""
+    """The real, checked labels must not trip any rule: guards against rules that cry wolf.
+
+    The one exception is on purpose: cn_044 was issued by a tax-office machine whose printed
+    seller name ("高新自助代开七") is not an organisation name, and a clerk should see it.
+    """
+    name_shape_flags = []
     for label in eval_labels():
         doc_type = LABEL_DOC_TYPES[label["doc_type"]]
         values = {k: v for k, v in label["fields"].items() if v is not None}
         result = validate_invoice(make_result(values, doc_type), today=TODAY)
-        assert failed(result) == {}, label["id"]
+        problems = failed(result)
+        name_shape_flags += [(label["id"], rule) for rule in problems if rule.startswith("name_shape")]
+        problems = {rule: v for rule, v in problems.items() if not rule.startswith("name_shape")}
+        assert problems == {}, label["id"]
+        if any(rule.startswith("name_shape") for rule in failed(result)):
+            continue
         assert result.status == DocumentStatus.OK, (
             label["id"],
             result.to_dict(include_lines=False)["fields"],
         )
+    assert name_shape_flags == [("cn_044", "name_shape:seller_name")]
+
+
+def test_cut_off_ocr_names_go_to_review() -> None:
+    values = {"seller_name": "奇点同舟餐饮管理", "buyer_name": "张伟"}
+    result = validate_invoice(make_result(values), today=TODAY)
+    assert result.fields["seller_name"].status == FieldStatus.NEEDS_REVIEW
+    assert "cut off" in result.fields["seller_name"].reasons[-1]
+    assert result.fields["buyer_name"].status == FieldStatus.OK  # a person's name
+    whole = validate_invoice(make_result({"seller_name": "奇点同舟餐饮管理（北京）有限公司"}), today=TODAY)
+    assert whole.fields["seller_name"].status == FieldStatus.OK
+    exact = make_result(values)
+    exact.fields["seller_name"].source = FieldSource.TEXT_LAYER
+    assert validate_invoice(exact, today=TODAY).fields["seller_name"].status == FieldStatus.OK

@@ -1,4 +1,9 @@
-"""Other invoices and receipts (English first): vendor, number, date, amounts, currency."""
+"""Other invoices and receipts: vendor, number, date, amounts, currency.
+
+Labels are matched in English, German, Dutch, French and Malay/receipt forms; amounts
+accept both decimal points and decimal commas. When a value is found only by a
+fallback (no label), the field is sent to review.
+"""
 
 from __future__ import annotations
 
@@ -21,54 +26,77 @@ GENERIC_FIELDS = (
     "vendor_tax_id",
 )
 
-INVOICE_WORDS = re.compile(r"invoice|receipt|bill|total|amount|cash|tax", re.IGNORECASE)
-NUMBER_LABEL = re.compile(
-    r"(invoice|inv|bill|receipt|document|doc|order)(no\.?|number|num|#|nr\.?|id)|invoice(?=:)", re.IGNORECASE
+INVOICE_WORDS = re.compile(
+    r"invoice|receipt|bill|factuur|rechnung|facture|fattura|factura|total|totaal|gesamt|betrag|amount"
+    r"|summe|montant|tax|vat|btw|mwst|ust|tva|gst|cash",
+    re.IGNORECASE,
 )
-DATE_LABEL = re.compile(r"(invoice|issue|bill|document)?date", re.IGNORECASE)
-TOTAL_LABELS = (
-    re.compile(
-        r"(grand|invoice)total|totalamount(due|payable)?|amountdue|balancedue|totaldue", re.IGNORECASE
-    ),
-    re.compile(r"total(incl|inclusive|inc)\.?", re.IGNORECASE),
-    re.compile(r"(?<!sub)(?<!sub-)total(?!qty|quantity|items?)", re.IGNORECASE),
+# Row texts are normalised without spaces: "Invoice No:" arrives as "InvoiceNo:".
+NUMBER_LABEL = re.compile(
+    r"(invoice|inv|bill|receipt|document|doc|tax\s?invoice)(no\.?|number|num|#|nr\.?|id)"
+    r"|factuurnummer|factuurnr\.?|rechnungsnummer|rechnungsnr\.?|rechnungfür"
+    r"|facturen°|facturenº|n°defacture|numérodefacture|numerodefacture|invoice(?=[:#])",
+    re.IGNORECASE,
+)
+DATE_LABEL = re.compile(
+    r"(invoice|issue|bill|document|tax\s?point)?date(?!n)|factuurdatum|rechnungsdatum|datum|datedefacture",
+    re.IGNORECASE,
+)
+TOTAL_LABEL = re.compile(
+    r"grandtotal|totalamount|amountdue|balancedue|totaldue|totalpayable|nettotal|netttotal|totalincl"
+    r"|gesamtsumme|gesamtbetrag|rechnungsbetrag|endbetrag|totaalbedrag|teBetalen|totaal|totalttc|montantttc"
+    r"|(?<!sub)(?<!sub-)(?<!zwischen)total|summe",
+    re.IGNORECASE,
+)
+NOT_TOTAL = re.compile(
+    r"total(qty|quantity|items?|excl|exclusive|ht|gst|tax|vat|discount|saving|sales\(?excl|tva|net\b)"
+    r"|subtotal|totalbeforetax|(?<!inkl\.)netto|excl|exkl|zwischensumme|hors",
+    re.IGNORECASE,
 )
 SUBTOTAL_LABEL = re.compile(
-    r"sub-?total|totalexcl|netamount|nettotal|amountexcl|totalbeforetax", re.IGNORECASE
+    r"sub-?total|totalexcl|totalbeforetax|netamount|zwischensumme|nettobetrag|totaalexcl|totalht|montantht",
+    re.IGNORECASE,
 )
-TAX_LABEL = re.compile(r"(?<![a-z])(tax|vat|gst|sst)(?!id|no|reg|invoice)", re.IGNORECASE)
-TAX_ID_LABEL = re.compile(r"(vat|gst|tax|abn|ein)(reg\.?)?(id|no\.?|number|#)", re.IGNORECASE)
-AMOUNT = re.compile(r"-?\d{1,3}(?:[,\s]\d{3})*(?:\.\d{2})(?!\d)|-?\d+\.\d{2}(?!\d)")
+TAX_LABEL = re.compile(
+    r"(?<![a-z])(total)?(tax|vat|gst|sst|btw|mwst|ust|tva)(?!id|no|reg|invoice|nr|nummer|number|%?\d)",
+    re.IGNORECASE,
+)
+TAX_ID_LABEL = re.compile(
+    r"(vat|gst|tax|abn|ein|btw|ust|tva)[-.]?(reg\.?)?(id|no\.?|number|#|nr\.?|-?idnr\.?)|gstid", re.IGNORECASE
+)
+AMOUNT = re.compile(r"(?<![\d.,])-?(?:\d{1,3}(?:[.,\s]\d{3})+|\d+)[.,]\d{2}(?![\d.,]\d)")
 CURRENCIES = (
     ("EUR", re.compile(r"€|\bEUR\b")),
     ("GBP", re.compile(r"£|\bGBP\b")),
-    ("MYR", re.compile(r"\bRM\s?\d|\bMYR\b|\(RM\)|RM$", re.IGNORECASE)),
+    ("MYR", re.compile(r"\bRM\s?\d|\bMYR\b|\(RM\)|\bRM\b")),
+    ("INR", re.compile(r"₹|\bINR\b|\bRs\.?\s?\d")),
     ("CNY", re.compile(r"¥|￥|\bCNY\b|\bRMB\b")),
     ("USD", re.compile(r"\$|\bUSD\b")),
 )
-MONTHS = {
-    name: index
-    for index, names in enumerate(
-        [
-            ("jan", "january"),
-            ("feb", "february"),
-            ("mar", "march"),
-            ("apr", "april"),
-            ("may",),
-            ("jun", "june"),
-            ("jul", "july"),
-            ("aug", "august"),
-            ("sep", "sept", "september"),
-            ("oct", "october"),
-            ("nov", "november"),
-            ("dec", "december"),
-        ],
-        start=1,
-    )
-    for name in names
+MONTH_NAMES = {
+    1: "jan january januar januari janvier",
+    2: "feb february februar februari février fevrier",
+    3: "mar march märz maerz maart mars",
+    4: "apr april avril",
+    5: "may mai mei",
+    6: "jun june juni juin",
+    7: "jul july juli juillet",
+    8: "aug august augustus août aout",
+    9: "sep sept september septembre",
+    10: "oct october oktober okt octobre",
+    11: "nov november novembre",
+    12: "dec december dezember dez décembre decembre",
 }
+MONTHS = {name: number for number, names in MONTH_NAMES.items() for name in names.split()}
+MONTH_WORD = "|".join(sorted(MONTHS, key=len, reverse=True))
 NOT_VENDOR = re.compile(
-    r"^(tax)?invoice|^receipt|^bill|^page|^date|^tel|^fax|^phone|^www\.|@|^original|^copy|^cash",
+    r"^(tax)?invoice|^receipt|^bill|^page|^seite|^date|^tel|^fax|^phone|^www\.|@|^original|^copy|^cash"
+    r"|^rechnung|^factuur|^facture|^attn|^to:|^ship|^sold|^gst|^co\.?(reg|no)|^\(?(co|company|roc)\.?no",
+    re.IGNORECASE,
+)
+COMPANY = re.compile(
+    r"\b(sdn\.?\s*bhd|s/b|bhd|inc\.?|ltd\.?|llc|gmbh|ag|b\.v\.|bv|co\.|corp|limited|enterprise|trading"
+    r"|s\.a\.r?\.?l?|s\.a\.|restaurant|hardware|market|mart|store|stationery|services)\b",
     re.IGNORECASE,
 )
 
@@ -77,17 +105,35 @@ def looks_like_invoice(text: str) -> bool:
     return len(INVOICE_WORDS.findall(text)) >= 2 and AMOUNT.search(text) is not None
 
 
+def parse_money(text: str) -> Decimal | None:
+    """'1,234.56', '1.234,56', '35,24', '1 234,56' -> Decimal; the last separator is the decimal one."""
+    text = text.strip().replace(" ", "")
+    negative = text.startswith("-")
+    digits = text.lstrip("-")
+    if not re.fullmatch(r"[\d.,]+[.,]\d{2}", digits):
+        return None
+    whole, fraction = digits[:-3], digits[-2:]
+    whole = re.sub(r"[.,]", "", whole)
+    try:
+        value = Decimal(f"{whole or '0'}.{fraction}")
+    except InvalidOperation:
+        return None
+    return -value if negative else value
+
+
 def parse_any_date(text: str) -> tuple[str, bool] | None:
     """ISO date from common printed forms, and whether day and month order was ambiguous."""
     text = text.strip()
-    match = re.search(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})", text)
+    match = re.search(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)", text)
     if match:
         return _iso(int(match[1]), int(match[2]), int(match[3])), False
-    match = re.search(r"(\d{1,2})[-/.\s]?([A-Za-z]{3,9})\.?[-/.,\s]*(\d{4}|\d{2})(?!\d)", text)
-    if match and match[2].lower() in MONTHS:
+    match = re.search(
+        rf"(?<!\d)(\d{{1,2}})[-/.\s]*({MONTH_WORD})\.?[-/.,\s]*(\d{{4}}|\d{{2}})(?!\d)", text, re.I
+    )
+    if match:
         return _iso(_year(match[3]), MONTHS[match[2].lower()], int(match[1])), False
-    match = re.search(r"([A-Za-z]{3,9})\.?\s*(\d{1,2}),?\s*(\d{4})", text)
-    if match and match[1].lower() in MONTHS:
+    match = re.search(rf"({MONTH_WORD})\.?\s*(\d{{1,2}})(?:st|nd|rd|th)?,?\s*(\d{{4}})", text, re.I)
+    if match:
         return _iso(int(match[3]), MONTHS[match[1].lower()], int(match[2])), False
     match = re.search(r"(?<!\d)(\d{1,2})[-/.](\d{1,2})[-/.](\d{4}|\d{2})(?!\d)", text)
     if match:
@@ -114,18 +160,18 @@ def _iso(year: int, month: int, day: int) -> str:
 
 
 def accept_amount(text: str) -> str | None:
-    matches = AMOUNT.findall(text.replace(" ", ""))
-    if not matches:
+    match = AMOUNT.search(text)
+    if not match:
         return None
-    try:
-        return f"{Decimal(matches[-1].replace(',', '')):.2f}"
-    except InvalidOperation:
-        return None
+    value = parse_money(match.group())
+    return f"{value:.2f}" if value is not None else None
 
 
 def accept_number(text: str) -> str | None:
-    text = text.lstrip(":#.")
-    match = re.match(r"(?:no\.?|number|#)?[:.]?([A-Za-z0-9][A-Za-z0-9\-/]{2,24})", text, re.IGNORECASE)
+    text = text.lstrip(":#.°º ")
+    match = re.match(
+        r"(?:no\.?|number|nr\.?|#)?[:.]?([A-Za-z0-9#][A-Za-z0-9\-/_#]{2,30})", text, re.IGNORECASE
+    )
     if not match or not re.search(r"\d", match[1]):
         return None
     return match[1]
@@ -136,6 +182,11 @@ def accept_date(text: str) -> str | None:
     return parsed[0] if parsed and parsed[0] else None
 
 
+def _spaced(line: TextLine) -> str:
+    """Line text with single spaces kept: dates and months need word boundaries."""
+    return re.sub(r"\s+", " ", line.text).strip()
+
+
 def extract_generic(lines: Sequence[TextLine]) -> tuple[dict[str, Hit | None], list[str]]:
     """Raw hits for a non-VAT invoice, and notes that should send a field to review."""
     rows = build_rows(lines)
@@ -143,63 +194,112 @@ def extract_generic(lines: Sequence[TextLine]) -> tuple[dict[str, Hit | None], l
     notes: list[str] = []
     found["vendor_name"] = _vendor(lines)
     found["invoice_number"] = _first(rows, NUMBER_LABEL, accept_number)
-    date_hit = _first(rows, DATE_LABEL, accept_date)
-    if date_hit is None:
-        date_hit = next(
-            (Hit(value, (line,)) for line in lines if (value := accept_date(line.text)) is not None),
-            None,
-        )
-    if date_hit is not None:
-        parsed = parse_any_date("".join(line.text for line in date_hit.lines))
-        if parsed and parsed[1]:
-            notes.append("issue_date: day and month order is ambiguous")
-    found["issue_date"] = date_hit
-    for label in TOTAL_LABELS:
-        found["total_amount"] = _last(rows, label, accept_amount)
-        if found["total_amount"] is not None:
-            break
+    found["issue_date"] = _date(rows, lines, notes)
+    found["total_amount"] = _total(rows, lines, notes)
     found["amount_excl_tax"] = _first(rows, SUBTOTAL_LABEL, accept_amount)
-    found["tax_amount"] = _first(rows, TAX_LABEL, accept_amount)
+    found["tax_amount"] = _first(rows, TAX_LABEL, accept_amount, exclude=NOT_TAX)
     found["vendor_tax_id"] = _first(rows, TAX_ID_LABEL, accept_number)
     page_text = " ".join(line.text for line in lines)
     for code, pattern in CURRENCIES:
         if pattern.search(page_text):
-            first_line = next(line for line in lines if pattern.search(line.text))
+            first_line = next((line for line in lines if pattern.search(line.text)), lines[0])
             found["currency"] = Hit(code, (first_line,))
             break
     return found, notes
 
 
-def _first(rows: Sequence[Row], label: re.Pattern[str], accept) -> Hit | None:
+NOT_TAX = re.compile(r"incl|inkl|exkl|excl|total(?!tax|gst|vat)|summary|%\)?$", re.IGNORECASE)
+
+
+def _date(rows: Sequence[Row], lines: Sequence[TextLine], notes: list[str]) -> Hit | None:
+    hit = None
+    for match in find_labels(rows, DATE_LABEL):
+        if re.search(r"due|fällig|verval|échéance|order|bestel|liefer", match.row.text[: match.end], re.I):
+            continue
+        label_line = match.row.lines[match.line_index]
+        for line in (label_line, *match.row.lines[match.line_index + 1 : match.line_index + 3]):
+            value = accept_date(_spaced(line))
+            if value:
+                hit = Hit(value, (line,))
+                break
+        if hit is None:
+            hit = read_match(rows, match, lambda text: None, None)
+        if hit is not None:
+            break
+    if hit is None:
+        dated = [Hit(value, (line,)) for line in lines if (value := accept_date(_spaced(line)))]
+        hit = dated[0] if dated else None
+    if hit is not None:
+        parsed = parse_any_date(_spaced(hit.lines[0]))
+        if parsed and parsed[1]:
+            notes.append("issue_date: day and month order is ambiguous")
+    return hit
+
+
+def _total(rows: Sequence[Row], lines: Sequence[TextLine], notes: list[str]) -> Hit | None:
+    """The payable total: the lowest total-labelled amount on the page (after subtotals and rounding)."""
+    candidates: list[Hit] = []
+    for match in find_labels(rows, TOTAL_LABEL):
+        context = match.row.text[max(0, match.start - 6) : match.end + 14]
+        if NOT_TOTAL.search(context):
+            continue
+        hit = read_match(rows, match, accept_amount, None)
+        if hit is not None and Decimal(hit.text) > 0:
+            candidates.append(hit)
+    if candidates:
+        return max(candidates, key=lambda hit: (hit.lines[0].page, hit.lines[0].y0, Decimal(hit.text)))
+    amounts = [Hit(value, (line,)) for line in lines if (value := accept_amount(normalize(line.text)))]
+    if not amounts:
+        return None
+    notes.append("total_amount: no total label found; the largest amount on the page was taken")
+    return max(amounts, key=lambda hit: Decimal(hit.text))
+
+
+def _first(
+    rows: Sequence[Row], label: re.Pattern[str], accept, exclude: re.Pattern[str] | None = None
+) -> Hit | None:
     for match in find_labels(rows, label):
+        if exclude is not None and exclude.search(match.row.text[max(0, match.start - 6) : match.end + 8]):
+            continue
         hit = read_match(rows, match, accept, None)
         if hit is not None:
             return hit
     return None
 
 
-def _last(rows: Sequence[Row], label: re.Pattern[str], accept) -> Hit | None:
-    """The lowest labelled value: totals are printed last, after subtotals and discounts."""
-    hits = [hit for match in find_labels(rows, label) if (hit := read_match(rows, match, accept, None))]
-    return hits[-1] if hits else None
-
-
 def _vendor(lines: Sequence[TextLine]) -> Hit | None:
-    """The issuer's name: a company-like line near the top, else the first text line that is not a heading."""
+    """The issuer's name: the most prominent company-like line near the top of the page."""
     if not lines:
         return None
     top = min(line.y0 for line in lines)
     bottom = max(line.y1 for line in lines)
     upper = [line for line in lines if line.y0 <= top + 0.3 * (bottom - top)]
-    upper.sort(key=lambda line: (line.y0, line.x0))
-    company = re.compile(
-        r"\b(sdn\.?\s*bhd|bhd|inc\.?|ltd\.?|llc|gmbh|co\.|corp|limited|enterprise|s\.a\.)", re.I
-    )
-    for line in upper:
-        if company.search(line.text) and not NOT_VENDOR.search(normalize(line.text)):
-            return Hit(line.text.strip(), (line,))
-    for line in upper:
+    median_height = sorted(line.height for line in upper)[len(upper) // 2] if upper else 1.0
+
+    def score(line: TextLine) -> float:
         text = line.text.strip()
-        if len(re.findall(r"[A-Za-z]", text)) >= 3 and not NOT_VENDOR.search(normalize(text)):
-            return Hit(text, (line,))
-    return None
+        letters = len(re.findall(r"[A-Za-z]", text))
+        if letters < 3 or NOT_VENDOR.search(normalize(text)):
+            return -1.0
+        value = line.height / max(median_height, 1.0)
+        value += 1.5 if COMPANY.search(text) else 0.0
+        value += 0.5 if text.upper() == text else 0.0
+        value -= 0.15 * len(re.findall(r"\d", text))
+        value -= (line.y0 - top) / max(bottom - top, 1.0) * 3
+        return value
+
+    ranked = sorted(upper, key=score, reverse=True)
+    if not ranked or score(ranked[0]) < 0:
+        return None
+    best = ranked[0]
+    text = best.text.strip()
+    # Names printed over two lines ("HOME MASTER HARDWARE &" / "ELECTRICAL").
+    below = [
+        line
+        for line in upper
+        if 0 < line.y0 - best.y1 < best.height and abs(line.height - best.height) < 0.3 * best.height
+    ]
+    if text.endswith(("&", "-")) and below:
+        nxt = min(below, key=lambda line: line.y0)
+        return Hit(f"{text} {nxt.text.strip()}", (best, nxt))
+    return Hit(text, (best,))

@@ -117,6 +117,8 @@ def cjk_brackets(text: str) -> str:
 
 def accept_name(text: str) -> str | None:
     text = cjk_brackets(STOP.split(text)[0].strip(":;,.、|*"))
+    # OCR often prefixes a stray dot or bullet from the form's rules.
+    text = re.sub(r"^[^\u4e00-\u9fffA-Za-z0-9（(]+", "", text)
     if len(text) < 2 or not re.search(r"[\u4e00-\u9fffA-Za-z]", text):
         return None
     # The cipher area (密码区) beside the buyer block is digits and symbols only.
