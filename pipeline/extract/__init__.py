@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from pipeline.extract.generic import GENERIC_FIELDS, extract_generic, looks_like_invoice
 from pipeline.extract.layout import Hit, normalize
@@ -36,6 +37,23 @@ def to_field(hit: Hit | None, source: FieldSource, review_below: float, name: st
     return found
 
 
+def _require_evidence(fields: dict[str, Field]) -> None:
+    """Free-form invoices have no checksums: accept only what arithmetic or a clear label backs.
+
+    The vendor is picked by position on the page, and a total without a subtotal and tax
+    beside it cannot be checked, so both go to review unless the sum confirms the total.
+    """
+    vendor = fields["vendor_name"]
+    if vendor.value is not None:
+        vendor.flag("vendor chosen by its position on the page: confirm it")
+    total, excl, tax = (fields[name].value for name in ("total_amount", "amount_excl_tax", "tax_amount"))
+    if total is None:
+        return
+    confirmed = excl is not None and tax is not None and Decimal(excl) + Decimal(tax) == Decimal(total)
+    if not confirmed:
+        fields["total_amount"].flag("no subtotal and tax on the page confirm this total")
+
+
 def extract_fields(lines: Sequence[TextLine], source: FieldSource, review_below: float) -> Extraction:
     """Classify the document and read its fields."""
     text = "".join(normalize(line.text) for line in lines)
@@ -52,6 +70,7 @@ def extract_fields(lines: Sequence[TextLine], source: FieldSource, review_below:
             name, _, reason = note.partition(": ")
             if fields[name].value is not None:
                 fields[name].flag(reason)
+        _require_evidence(fields)
         return Extraction(DocType.GENERIC_INVOICE, fields)
     return Extraction(DocType.OTHER, {})
 

@@ -35,7 +35,8 @@ INVOICE_WORDS = re.compile(
 NUMBER_LABEL = re.compile(
     r"(invoice|inv|bill|receipt|document|doc|tax\s?invoice)(no\.?|number|num|#|nr\.?|id)"
     r"|factuurnummer|factuurnr\.?|rechnungsnummer|rechnungsnr\.?|rechnungfür"
-    r"|facturen°|facturenº|n°defacture|numérodefacture|numerodefacture|invoice(?=[:#])",
+    r"|facturen°|facturenº|n°defacture|numérodefacture|numerodefacture|invoice(?=[:#])"
+    r"|^(tax)?invoice(?!date|total|summary|no|number|to|amount|period|for|address)(?=[A-Z0-9#])",
     re.IGNORECASE,
 )
 DATE_LABEL = re.compile(
@@ -48,8 +49,10 @@ TOTAL_LABEL = re.compile(
     r"|(?<!sub)(?<!sub-)(?<!zwischen)total|summe",
     re.IGNORECASE,
 )
+SUMMARY = re.compile(r"(gst|tax|vat|btw|mwst)summary", re.IGNORECASE)
+WHOLE_AMOUNT = re.compile(r"(?:Rs\.?|\$|€|£|RM|¥|INR|USD|EUR)\s?(\d{1,3}(?:,\d{3})+|\d+)(?![\d.,]\d)")
 NOT_TOTAL = re.compile(
-    r"total(qty|quantity|items?|excl|exclusive|ht|gst|tax|vat|discount|saving|sales\(?excl|tva|net\b)"
+    r"total(qty|oly|qly|quantity|items?|excl|exclusive|ht|gst|tax|vat|discount|saving|sales\(?excl|tva|net\b)"
     r"|subtotal|totalbeforetax|(?<!inkl\.)netto|excl|exkl|zwischensumme|hors",
     re.IGNORECASE,
 )
@@ -102,7 +105,8 @@ COMPANY = re.compile(
 
 
 def looks_like_invoice(text: str) -> bool:
-    return len(INVOICE_WORDS.findall(text)) >= 2 and AMOUNT.search(text) is not None
+    amount = AMOUNT.search(text) or WHOLE_AMOUNT.search(text)
+    return len(INVOICE_WORDS.findall(text)) >= 2 and amount is not None
 
 
 def parse_money(text: str) -> Decimal | None:
@@ -127,14 +131,16 @@ def parse_any_date(text: str) -> tuple[str, bool] | None:
     match = re.search(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)", text)
     if match:
         return _iso(int(match[1]), int(match[2]), int(match[3])), False
-    match = re.search(
-        rf"(?<!\d)(\d{{1,2}})[-/.\s]*({MONTH_WORD})\.?[-/.,\s]*(\d{{4}}|\d{{2}})(?!\d)", text, re.I
-    )
-    if match:
-        return _iso(_year(match[3]), MONTHS[match[2].lower()], int(match[1])), False
-    match = re.search(rf"({MONTH_WORD})\.?\s*(\d{{1,2}})(?:st|nd|rd|th)?,?\s*(\d{{4}})", text, re.I)
+    # Month first ("August 3, 2014") before day first ("28 Jan 15", "02 Juillet 2015"), so that
+    # "July 1 - July 31, 2014" is not read as 1 July 2031.
+    month_first = rf"\b({MONTH_WORD})\.?\s*(\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s*(\d{{4}})(?!\d)"
+    match = re.search(month_first, text, re.I)
     if match:
         return _iso(int(match[3]), MONTHS[match[1].lower()], int(match[2])), False
+    day_first = rf"(?<!\d)(\d{{1,2}})[-/.\s]*({MONTH_WORD})\b\.?[-/.,\s]*(\d{{4}}|\d{{2}})(?!\d)"
+    match = re.search(day_first, text, re.I)
+    if match:
+        return _iso(_year(match[3]), MONTHS[match[2].lower()], int(match[1])), False
     match = re.search(r"(?<!\d)(\d{1,2})[-/.](\d{1,2})[-/.](\d{4}|\d{2})(?!\d)", text)
     if match:
         first, second, year = int(match[1]), int(match[2]), _year(match[3])
@@ -161,20 +167,27 @@ def _iso(year: int, month: int, day: int) -> str:
 
 def accept_amount(text: str) -> str | None:
     match = AMOUNT.search(text)
-    if not match:
-        return None
-    value = parse_money(match.group())
-    return f"{value:.2f}" if value is not None else None
+    if match:
+        value = parse_money(match.group())
+        return f"{value:.2f}" if value is not None else None
+    # Whole amounts are printed without decimals after a currency sign: "Rs 1939", "$ 120".
+    whole = WHOLE_AMOUNT.search(text)
+    return f"{Decimal(whole[1].replace(',', '')):.2f}" if whole else None
+
+
+def amounts_in(text: str) -> list[Decimal]:
+    return [value for match in AMOUNT.finditer(text) if (value := parse_money(match.group())) is not None]
 
 
 def accept_number(text: str) -> str | None:
-    text = text.lstrip(":#.°º ")
-    match = re.match(
-        r"(?:no\.?|number|nr\.?|#)?[:.]?([A-Za-z0-9#][A-Za-z0-9\-/_#]{2,30})", text, re.IGNORECASE
+    text = re.sub(r"^(?:no\.?|number|nr\.?|n°|nº)", "", text.lstrip(":#.°º "), flags=re.IGNORECASE).lstrip(
+        ":#.°º "
     )
+    # Upper-case letters, digits and separators: spaces are gone, so a lower-case word ends the number.
+    match = re.match(r"([A-Z0-9][A-Z0-9\-/_.]{2,30})", text)
     if not match or not re.search(r"\d", match[1]):
         return None
-    return match[1]
+    return match[1].rstrip(".-/")
 
 
 def accept_date(text: str) -> str | None:
@@ -214,7 +227,11 @@ NOT_TAX = re.compile(r"incl|inkl|exkl|excl|total(?!tax|gst|vat)|summary|%\)?$", 
 def _date(rows: Sequence[Row], lines: Sequence[TextLine], notes: list[str]) -> Hit | None:
     hit = None
     for match in find_labels(rows, DATE_LABEL):
-        if re.search(r"due|fällig|verval|échéance|order|bestel|liefer", match.row.text[: match.end], re.I):
+        if re.search(
+            r"due|fällig|verval|échéance|limite|paiement|payment|order|bestel|liefer",
+            match.row.text[: match.end],
+            re.I,
+        ):
             continue
         label_line = match.row.lines[match.line_index]
         for line in (label_line, *match.row.lines[match.line_index + 1 : match.line_index + 3]):
@@ -239,9 +256,18 @@ def _date(rows: Sequence[Row], lines: Sequence[TextLine], notes: list[str]) -> H
 def _total(rows: Sequence[Row], lines: Sequence[TextLine], notes: list[str]) -> Hit | None:
     """The payable total: the lowest total-labelled amount on the page (after subtotals and rounding)."""
     candidates: list[Hit] = []
+    summary = next((row for row in rows if SUMMARY.search(row.text)), None)
     for match in find_labels(rows, TOTAL_LABEL):
+        if summary is not None and match.row.y0 > summary.y0 and match.row.page == summary.page:
+            break  # the tax summary table repeats net amounts under a "Total" label
         context = match.row.text[max(0, match.start - 6) : match.end + 14]
         if NOT_TOTAL.search(context):
+            continue
+        # A total row with several columns (net, tax, gross) ends with the gross amount.
+        on_row = amounts_in(match.row.text[match.end :])
+        if len(on_row) > 1:
+            line = match.row.lines[-1]
+            candidates.append(Hit(f"{max(on_row):.2f}", (line,)))
             continue
         hit = read_match(rows, match, accept_amount, None)
         if hit is not None and Decimal(hit.text) > 0:
