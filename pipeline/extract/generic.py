@@ -12,7 +12,17 @@ import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
-from pipeline.extract.layout import Hit, Row, build_rows, find_labels, normalize, read_match
+from pipeline.extract.layout import (
+    Hit,
+    LabelMatch,
+    Row,
+    build_rows,
+    find_labels,
+    normalize,
+    read_match,
+    spaced,
+    spaced_tail,
+)
 from pipeline.model import TextLine
 
 GENERIC_FIELDS = (
@@ -49,11 +59,14 @@ TOTAL_LABEL = re.compile(
     r"|(?<!sub)(?<!sub-)(?<!zwischen)total|summe",
     re.IGNORECASE,
 )
+CELL_NUMBER_LABEL = re.compile(
+    r"(invoice|factuur|rechnung|facture)(no\.?|number|nr\.?|nummer|#)?:?", re.IGNORECASE
+)
 SUMMARY = re.compile(r"(gst|tax|vat|btw|mwst)summary", re.IGNORECASE)
 WHOLE_AMOUNT = re.compile(r"(?:Rs\.?|\$|€|£|RM|¥|INR|USD|EUR)\s?(\d{1,3}(?:,\d{3})+|\d+)(?![\d.,]\d)")
 NOT_TOTAL = re.compile(
     r"total(qty|oly|qly|quantity|items?|excl|exclusive|ht|gst|tax|vat|discount|saving|sales\(?excl|tva|net\b)"
-    r"|subtotal|totalbeforetax|(?<!inkl\.)netto|excl|exkl|zwischensumme|hors",
+    r"|subtotal|totalbeforetax|(?<!inkl\.)netto(?!tal)|excl|exkl|zwischensumme|hors|includes\d+%",
     re.IGNORECASE,
 )
 SUBTOTAL_LABEL = re.compile(
@@ -180,14 +193,13 @@ def amounts_in(text: str) -> list[Decimal]:
 
 
 def accept_number(text: str) -> str | None:
-    text = re.sub(r"^(?:no\.?|number|nr\.?|n°|nº)", "", text.lstrip(":#.°º "), flags=re.IGNORECASE).lstrip(
-        ":#.°º "
-    )
-    # Upper-case letters, digits and separators: spaces are gone, so a lower-case word ends the number.
-    match = re.match(r"([A-Z0-9][A-Z0-9\-/_.]{2,30})", text)
-    if not match or not re.search(r"\d", match[1]):
-        return None
-    return match[1].rstrip(".-/")
+    """The first token after the label that holds a digit (texts keep their spaces here)."""
+    text = re.sub(r"^(?:no\.?|number|nr\.?|n°|nº)\s*", "", text.lstrip(":#.°º "), flags=re.IGNORECASE)
+    for token in text.lstrip(":#.°º ").split()[:2]:
+        token = token.strip(",;:").lstrip("#")
+        if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9\-/_.]{2,40}", token) and re.search(r"\d", token):
+            return token.rstrip(".-/")
+    return None
 
 
 def accept_date(text: str) -> str | None:
@@ -206,7 +218,7 @@ def extract_generic(lines: Sequence[TextLine]) -> tuple[dict[str, Hit | None], l
     found: dict[str, Hit | None] = dict.fromkeys(GENERIC_FIELDS)
     notes: list[str] = []
     found["vendor_name"] = _vendor(lines)
-    found["invoice_number"] = _first(rows, NUMBER_LABEL, accept_number)
+    found["invoice_number"] = _first(rows, NUMBER_LABEL, accept_number) or _under_cell_label(lines)
     found["issue_date"] = _date(rows, lines, notes)
     found["total_amount"] = _total(rows, lines, notes)
     found["amount_excl_tax"] = _first(rows, SUBTOTAL_LABEL, accept_amount)
@@ -240,11 +252,12 @@ def _date(rows: Sequence[Row], lines: Sequence[TextLine], notes: list[str]) -> H
                 hit = Hit(value, (line,))
                 break
         if hit is None:
-            hit = read_match(rows, match, lambda text: None, None)
+            hit = read_match(rows, match, accept_date, None, keep_spaces=True)
         if hit is not None:
             break
     if hit is None:
-        dated = [Hit(value, (line,)) for line in lines if (value := accept_date(_spaced(line)))]
+        ordered = [line for row in rows for line in row.lines]
+        dated = [Hit(value, (line,)) for line in ordered if (value := accept_date(_spaced(line)))]
         hit = dated[0] if dated else None
     if hit is not None:
         parsed = parse_any_date(_spaced(hit.lines[0]))
@@ -264,12 +277,12 @@ def _total(rows: Sequence[Row], lines: Sequence[TextLine], notes: list[str]) -> 
         if NOT_TOTAL.search(context):
             continue
         # A total row with several columns (net, tax, gross) ends with the gross amount.
-        on_row = amounts_in(match.row.text[match.end :])
+        on_row = amounts_in(_row_rest(match))
         if len(on_row) > 1:
             line = match.row.lines[-1]
             candidates.append(Hit(f"{max(on_row):.2f}", (line,)))
             continue
-        hit = read_match(rows, match, accept_amount, None)
+        hit = read_match(rows, match, accept_amount, None, keep_spaces=True)
         if hit is not None and Decimal(hit.text) > 0:
             candidates.append(hit)
     if candidates:
@@ -281,13 +294,42 @@ def _total(rows: Sequence[Row], lines: Sequence[TextLine], notes: list[str]) -> 
     return max(amounts, key=lambda hit: Decimal(hit.text))
 
 
+def _under_cell_label(lines: Sequence[TextLine]) -> Hit | None:
+    """Table headers: a cell that says only "Invoice" / "Factuur" with the number in the cell below."""
+    for label in lines:
+        if not CELL_NUMBER_LABEL.fullmatch(normalize(label.text)):
+            continue
+        below = [
+            line
+            for line in lines
+            if 0 <= line.y0 - label.y1 <= 2.5 * label.height
+            and line.x0 < label.x1 + label.height
+            and line.x1 > label.x0 - label.height
+        ]
+        for line in sorted(below, key=lambda item: item.y0):
+            value = accept_number(spaced(line.text))
+            if value is not None:
+                return Hit(value, (line,))
+    return None
+
+
+def _row_rest(match: LabelMatch) -> str:
+    """Everything printed after the label on its row, spaces kept (amounts stay apart)."""
+    row, index = match.row, match.line_index
+    consumed = match.end - row.line_start(index)
+    parts = [spaced_tail(row.lines[index].text, consumed)] + [
+        spaced(line.text) for line in row.lines[index + 1 :]
+    ]
+    return " ".join(part for part in parts if part)
+
+
 def _first(
     rows: Sequence[Row], label: re.Pattern[str], accept, exclude: re.Pattern[str] | None = None
 ) -> Hit | None:
     for match in find_labels(rows, label):
         if exclude is not None and exclude.search(match.row.text[max(0, match.start - 6) : match.end + 8]):
             continue
-        hit = read_match(rows, match, accept, None)
+        hit = read_match(rows, match, accept, None, keep_spaces=True)
         if hit is not None:
             return hit
     return None
@@ -305,7 +347,8 @@ def _vendor(lines: Sequence[TextLine]) -> Hit | None:
     def score(line: TextLine) -> float:
         text = line.text.strip()
         letters = len(re.findall(r"[A-Za-z]", text))
-        if letters < 3 or NOT_VENDOR.search(normalize(text)):
+        # Logos read as a few letters, and hand-written customer names, are not the issuer.
+        if letters < 5 or text.lower() == text or NOT_VENDOR.search(normalize(text).lstrip("*#-·. ")):
             return -1.0
         value = line.height / max(median_height, 1.0)
         value += 1.5 if COMPANY.search(text) else 0.0
@@ -318,13 +361,15 @@ def _vendor(lines: Sequence[TextLine]) -> Hit | None:
     if not ranked or score(ranked[0]) < 0:
         return None
     best = ranked[0]
-    text = best.text.strip()
+    text = re.sub(r"\s*\((?:co\.?\s*no\.?\s*)?[\dA-Z-]*\d[\dA-Z-]*\)\s*$", "", best.text.strip(), flags=re.I)
+    text = text.replace("·", " ")
     # Names printed over two lines ("HOME MASTER HARDWARE &" / "ELECTRICAL").
     below = [
         line
         for line in upper
         if 0 < line.y0 - best.y1 < best.height and abs(line.height - best.height) < 0.3 * best.height
     ]
+    below = [line for line in below if not re.search(r"\d", line.text)]
     if text.endswith(("&", "-")) and below:
         nxt = min(below, key=lambda line: line.y0)
         return Hit(f"{text} {nxt.text.strip()}", (best, nxt))

@@ -24,6 +24,23 @@ def normalize(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
+def spaced(text: str) -> str:
+    """NFKC with each run of white space as one space: for Latin values, where a space ends a word."""
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).replace("￥", "¥")).strip()
+
+
+def spaced_tail(text: str, consumed: int) -> str:
+    """``spaced(text)`` after its first ``consumed`` non-space characters (a position in ``normalize``)."""
+    text = spaced(text)
+    count = 0
+    for position, ch in enumerate(text):
+        if count == consumed:
+            return text[position:].lstrip()
+        if not ch.isspace():
+            count += 1
+    return ""
+
+
 @dataclass(frozen=True)
 class Hit:
     """A value read off the page with the lines it came from."""
@@ -143,40 +160,49 @@ def _strip_punct(text: str) -> str:
 
 
 def candidates_after(
-    match: LabelMatch, stop: re.Pattern[str] | None
+    match: LabelMatch, stop: re.Pattern[str] | None, keep_spaces: bool = False
 ) -> list[tuple[str, tuple[TextLine, ...]]]:
-    """Texts that may hold the label's value, most likely first."""
+    """Texts that may hold the label's value, most likely first.
+
+    ``keep_spaces`` gives the texts with their spaces (Latin invoices, where a space ends a
+    number); otherwise spaces are dropped (Chinese forms space out digits and labels).
+    """
     row = match.row
     index = match.line_index
-    line_end = row.line_start(index) + len(row.line_text(index))
-    rest = _strip_punct(row.text[match.end : line_end])
-    if stop is not None:
-        cut = stop.search(rest)
-        if cut and cut.start() > 0:
-            rest = rest[: cut.start()]
+    norm = spaced if keep_spaces else normalize
+
+    def cut(text: str) -> str:
+        text = _strip_punct(text)
+        found = stop.search(text) if stop is not None else None
+        return text[: found.start()] if found and found.start() > 0 else text
+
+    consumed = match.end - row.line_start(index)
+    if keep_spaces:
+        rest = cut(spaced_tail(row.lines[index].text, consumed))
+    else:
+        rest = cut(row.line_text(index)[consumed:])
     label_line = row.lines[index]
     out: list[tuple[str, tuple[TextLine, ...]]] = []
     if rest:
         out.append((rest, (label_line,)))
     following = row.lines[index + 1 : index + 3]
+    joiner = " " if keep_spaces else ""
     if following:
-        first = _strip_punct(normalize(following[0].text))
-        if not (stop is not None and stop.match(first)):
+        first = _strip_punct(norm(following[0].text))
+        if not (stop is not None and stop.match(normalize(following[0].text))):
             out.append((first, (following[0],)))
             if rest:
-                out.append((rest + first, (label_line, following[0])))
+                out.append((rest + joiner + first, (label_line, following[0])))
             if len(following) > 1:
-                second = normalize(following[1].text)
-                out.append((first + second, tuple(following)))
+                second = norm(following[1].text)
+                out.append((first + joiner + second, tuple(following)))
     # Text layers often split one value into runs ("2018" "年" "09" "月"): try the whole row rest.
-    whole = _strip_punct(row.text[match.end :])
-    if stop is not None:
-        cut = stop.search(whole)
-        if cut and cut.start() > 0:
-            whole = whole[: cut.start()]
-    if whole and len(row.lines) > index + 2:
-        last = row.line_at(match.end + len(whole) - 1)
-        out.append((whole, tuple(row.lines[index : last + 1])))
+    if len(row.lines) > index + 2:
+        tail = [rest] + [norm(line.text) for line in row.lines[index + 1 :]]
+        whole = cut(joiner.join(part for part in tail if part))
+        if whole:
+            last = row.line_at(match.end + len(normalize(whole)) - 1)
+            out.append((whole, tuple(row.lines[index : max(last, index) + 1])))
     return out
 
 
@@ -203,15 +229,17 @@ def read_match(
     accept: Accept,
     stop: re.Pattern[str] | None,
     look_below: bool = True,
+    keep_spaces: bool = False,
 ) -> Hit | None:
     """The value ``accept`` takes after one label occurrence: same line, row, then below."""
-    for text, lines in candidates_after(match, stop):
+    for text, lines in candidates_after(match, stop, keep_spaces):
         value = accept(text)
         if value is not None:
             return Hit(value, lines)
     if look_below:
+        norm = spaced if keep_spaces else normalize
         for line in lines_below(match, rows)[:3]:
-            value = accept(_strip_punct(normalize(line.text)))
+            value = accept(_strip_punct(norm(line.text)))
             if value is not None:
                 return Hit(value, (line,))
     return None
