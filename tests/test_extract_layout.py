@@ -165,3 +165,24 @@ def test_generic_invoice_fields() -> None:
 def test_normalize_full_width() -> None:
     assert normalize("发票号码：１２３ ４５") == "发票号码:12345"
     assert normalize("￥ 1,200.00") == "¥1,200.00"
+
+
+def test_items_from_a_real_text_layer(eval_dir) -> None:  # noqa: ANN001
+    """Header cells give the columns; the item row's runs fall into them."""
+    from pipeline.config import Settings
+    from pipeline.extract.vat import extract_items
+    from pipeline.load import load_document
+
+    page = load_document((eval_dir / "cn" / "cn_034.pdf").read_bytes(), Settings())[0]
+    assert extract_items(page.text_layer or []) == [
+        {
+            "name": "*运输服务*客运服务费",
+            "spec": "无",
+            "unit": "次",
+            "quantity": "1",
+            "unit_price": "582.72",
+            "amount": "582.72",
+            "tax_rate": "3%",
+            "tax_amount": "17.48",
+        }
+    ]

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from pipeline.extract.generic import GENERIC_FIELDS, extract_generic, looks_like_invoice
 from pipeline.extract.layout import Hit, normalize
-from pipeline.extract.vat import VAT_FIELDS, classify, extract_vat, looks_like_vat_invoice
+from pipeline.extract.vat import VAT_FIELDS, classify, extract_items, extract_vat, looks_like_vat_invoice
 from pipeline.model import DocType, Field, FieldSource, FieldStatus, TextLine
 
 LIST_FIELDS = frozenset({"tax_rates"})
@@ -62,7 +62,7 @@ def extract_fields(lines: Sequence[TextLine], source: FieldSource, review_below:
         title = hits["title"].text if hits["title"] else ""
         doc_type = classify(title, text)
         fields = {name: to_field(hits[name], source, review_below, name) for name in VAT_FIELDS}
-        return Extraction(doc_type, fields)
+        return Extraction(doc_type, fields, list(extract_items(lines)))
     if looks_like_invoice(" ".join(line.text for line in lines)):
         generic_hits, notes = extract_generic(lines)
         fields = {name: to_field(generic_hits[name], source, review_below, name) for name in GENERIC_FIELDS}

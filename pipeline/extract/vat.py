@@ -16,6 +16,7 @@ from pipeline.extract.layout import (
     normalize,
     read_match,
     search_lines,
+    spaced,
     value_after_label,
 )
 from pipeline.fapiao import fix_digits, fix_tax_id, parse_amount, parse_amount_words
@@ -339,3 +340,90 @@ def _standalone_code(lines: Sequence[TextLine]) -> Hit | None:
         if re.fullmatch(r"\d{10}|\d{12}", text):
             return Hit(text, (line,))
     return None
+
+
+ITEM_COLUMNS = (
+    ("name", re.compile(r"货物或应税劳务、?服务名称|项目名称")),
+    ("spec", re.compile(r"规格型号")),
+    ("unit", re.compile(r"单位")),
+    ("quantity", re.compile(r"数量")),
+    ("unit_price", re.compile(r"单价")),
+    ("amount", re.compile(r"金额")),
+    ("tax_rate", re.compile(r"税率(?:/征收率)?")),
+    ("tax_amount", re.compile(r"税额")),
+)
+
+
+def extract_items(lines: Sequence[TextLine]) -> list[dict[str, str | None]]:
+    """Item lines of the goods table: columns from the header cells, rows down to 合计.
+
+    A row with text only in the name column continues the previous item's name (long
+    names wrap). Values are kept as printed, amounts normalised to two decimals.
+    """
+    rows = build_rows(lines)
+    header_index = next((i for i, row in enumerate(rows) if "税率" in row.text and "金额" in row.text), None)
+    if header_index is None:
+        return []
+    header = rows[header_index]
+    columns: list[tuple[str, float]] = []
+    for name, pattern in ITEM_COLUMNS:
+        # Header cells are often letter-spaced into several runs ("数", "量"): match the row text.
+        match = pattern.search(header.text)
+        if match:
+            first, last = (
+                header.lines[header.line_at(match.start())],
+                header.lines[header.line_at(match.end() - 1)],
+            )
+            columns.append((name, (first.x0 + last.x1) / 2))
+    if len(columns) < 4:
+        return []
+    columns.sort(key=lambda column: column[1])
+    bounds = [(columns[i][1] + columns[i + 1][1]) / 2 for i in range(len(columns) - 1)]
+
+    def column_of(x0: float, x1: float) -> str:
+        position = sum(1 for bound in bounds if (x0 + x1) / 2 > bound)
+        return columns[position][0]
+
+    def cells_of(line: TextLine) -> list[tuple[str, str]]:
+        """A run may hold several cells ("582.72 3%"): split at spaces, share the width by length."""
+        text = spaced(line.text)
+        if not re.search(r"\d\s+[\d*]", text):
+            text = text.replace(" ", "")
+        tokens = text.split(" ")
+        width_per_char = (line.x1 - line.x0) / max(len(text), 1)
+        out, offset = [], 0
+        for token in tokens:
+            start = text.index(token, offset)
+            offset = start + len(token)
+            x0 = line.x0 + start * width_per_char
+            out.append((column_of(x0, x0 + len(token) * width_per_char), normalize(token)))
+        return out
+
+    items: list[dict[str, str | None]] = []
+    for row in rows[header_index + 1 :]:
+        if SUM_LABEL.search(row.text) or "价税合计" in row.text:
+            break
+        cells: dict[str, str] = {}
+        for line in row.lines:
+            for name, text in cells_of(line):
+                cells[name] = (cells.get(name, "") + text).strip()
+        if not cells:
+            continue
+        if set(cells) == {"name"} and items and not cells["name"].startswith("*"):
+            items[-1]["name"] = (items[-1]["name"] or "") + cells["name"]
+            continue
+        item: dict[str, str | None] = {name: cells.get(name) or None for name, _ in ITEM_COLUMNS}
+        for key in ("amount", "tax_amount"):
+            value = item[key]
+            if value and set(value) <= {"*"}:
+                item[key] = "0.00"
+            elif value:
+                parsed = parse_amount(value)
+                item[key] = f"{parsed:.2f}" if parsed is not None else value
+        rate = RATE_TOKEN.search(item["tax_rate"] or "")
+        if rate:
+            item["tax_rate"] = f"{int(rate.group(1))}%" if rate.group(1) else rate.group()
+        if item["amount"] is None and item["name"] is None:
+            continue
+        items.append(item)
+    return items
