@@ -167,7 +167,7 @@ def test_normalize_full_width() -> None:
     assert normalize("￥ 1,200.00") == "¥1,200.00"
 
 
-def test_items_from_a_real_text_layer(eval_dir) -> None:  # noqa: ANN001
+def test_items_from_a_real_text_layer(eval_dir) -> None:
     """Header cells give the columns; the item row's runs fall into them."""
     from pipeline.config import Settings
     from pipeline.extract.vat import extract_items
