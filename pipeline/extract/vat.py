@@ -380,9 +380,18 @@ def extract_items(lines: Sequence[TextLine]) -> list[dict[str, str | None]]:
     columns.sort(key=lambda column: column[1])
     bounds = [(columns[i][1] + columns[i + 1][1]) / 2 for i in range(len(columns) - 1)]
 
-    def column_of(x0: float, x1: float) -> str:
-        position = sum(1 for bound in bounds if (x0 + x1) / 2 > bound)
-        return columns[position][0]
+    centres = dict(columns)
+
+    def column_of(token: str, x0: float, x1: float) -> str:
+        """By position, corrected by content: the narrow rate column only holds rates."""
+        centre = (x0 + x1) / 2
+        column = columns[sum(1 for bound in bounds if centre > bound)][0]
+        if RATE_TOKEN.fullmatch(token) and "tax_rate" in centres:
+            return "tax_rate"
+        if column == "tax_rate" and re.fullmatch(r"-?[\d.,]+", token):
+            # A right-aligned amount reaching under the rate header, or a tax left of its column.
+            return "amount" if centre < centres["tax_rate"] else "tax_amount"
+        return column
 
     def cells_of(line: TextLine) -> list[tuple[str, str]]:
         """A run may hold several cells ("582.72 3%"): split at spaces, share the width by length."""
@@ -396,7 +405,7 @@ def extract_items(lines: Sequence[TextLine]) -> list[dict[str, str | None]]:
             start = text.index(token, offset)
             offset = start + len(token)
             x0 = line.x0 + start * width_per_char
-            out.append((column_of(x0, x0 + len(token) * width_per_char), normalize(token)))
+            out.append((column_of(normalize(token), x0, x0 + len(token) * width_per_char), normalize(token)))
         return out
 
     items: list[dict[str, str | None]] = []
