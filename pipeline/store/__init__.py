@@ -1,28 +1,49 @@
-"""Beside the stages: object storage plus the SQLite index, behind one ``Store``."""
+"""Beside the stages: object storage plus the SQLite index, behind one ``Store``.
+
+The objects (a directory or an S3 bucket) are the source of truth; the index is derived from
+them and ``Store.reindex`` rebuilds it from the objects alone.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from pipeline.errors import ConfigError, NotFound, UnsupportedFormat
+from pipeline.config import S3Settings, default_index_dir
+from pipeline.errors import NotFound, StorageError, UnsupportedFormat
 from pipeline.load import sniff_format
 from pipeline.model import InvoiceResult
-from pipeline.store.index import Index
+from pipeline.store.index import FailureEntry, Index, IndexEntry, Query
 from pipeline.store.objects import (
     LocalObjectStore,
+    ObjectInfo,
     ObjectStore,
+    document_prefix,
     failure_key,
     original_key,
     page_key,
     result_key,
+    review_key,
 )
 
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.sqlite"
+
+
+@dataclass
+class ReindexReport:
+    documents: int = 0
+    failures: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (key, why)
+    seconds: float = 0.0
 
 
 class Store:
@@ -32,38 +53,66 @@ class Store:
         self.objects = objects
         self.index = index
 
+    @property
+    def location(self) -> str:
+        return self.objects.location
+
     def close(self) -> None:
         self.index.close()
 
     def is_stored(self, document_id: str) -> bool:
-        return self.objects.exists(result_key(document_id))
+        """The record is complete (its result.json exists); the index is repaired if it missed it."""
+        if not self.objects.exists(result_key(document_id)):
+            return False
+        if not self.index.has_document(document_id):
+            # Stored by another machine, or the index write failed after the result was written.
+            log.info("indexing %s, stored but missing from the index", document_id[:12])
+            self._index_stored(document_id)
+        return True
 
     def save(
         self, data: bytes, source_name: str, result: InvoiceResult, page_pngs: list[tuple[int, bytes]]
     ) -> bool:
         """Store the original, its pages, then the result (the commit point), then index it.
 
-        Returns False when the document was already stored: nothing is overwritten.
+        Returns False when the document was already stored: nothing is overwritten. If a write
+        fails part-way, ``StorageError`` is raised and there is no result.json: the record does not
+        exist yet (``is_stored`` is False) and a re-run completes it.
         """
         document_id = result.document_id
         if self.is_stored(document_id):
             return False
+        now = round(time.time(), 6)  # kept as text in the object's metadata: reindex reads it back exact
         meta = {"source_name": source_name}
         self.objects.put(original_key(document_id), data, _content_type(data), meta, create_only=True)
-        for index, png in page_pngs:
+        pages = sorted(page_pngs)
+        for index, png in pages:
             self.objects.put(page_key(document_id, index), png, "image/png", meta)
         body = json.dumps(result.to_dict(), ensure_ascii=False, indent=1).encode()
-        created = self.objects.put(result_key(document_id), body, "application/json", meta, create_only=True)
-        self.index.upsert(result, result_key(document_id), original_key(document_id), time.time())
+        created = self.objects.put(
+            result_key(document_id),
+            body,
+            "application/json",
+            {**meta, "ingested_at": f"{now:.6f}"},
+            create_only=True,
+        )
+        if created:
+            page_keys = [page_key(document_id, index) for index, _ in pages]
+            self.index.upsert(
+                result, result_key(document_id), original_key(document_id), now, page_keys=page_keys
+            )
+        else:  # another writer committed the same document first: index what it stored
+            self._index_stored(document_id)
         return created
 
     def save_failure(self, document_id: str, source_name: str, error_type: str, message: str) -> None:
+        failed_at = time.time()
         record = {
             "document_id": document_id,
             "source_name": source_name,
             "error_type": error_type,
             "message": message,
-            "failed_at": time.time(),
+            "failed_at": failed_at,
         }
         self.objects.put(
             failure_key(document_id),
@@ -71,7 +120,39 @@ class Store:
             "application/json",
             {"source_name": source_name},
         )
-        self.index.record_failure(document_id, source_name, error_type, message)
+        self.index.record_failure(document_id, source_name, error_type, message, failed_at)
+
+    def save_review(self, result: InvoiceResult, record: dict[str, Any], stamp: str | None = None) -> str:
+        """Keep one review record (never overwritten) and the corrected result, then re-index.
+
+        ``record`` is whatever the review tool wants to keep (who, when, what changed); the
+        corrected ``result`` replaces result.json. Returns the review record's key.
+        """
+        document_id = result.document_id
+        reviewed_at = round(time.time(), 6)
+        if stamp is None:
+            stamp = (
+                time.strftime("%Y%m%dT%H%M%S", time.gmtime(reviewed_at)) + f"{reviewed_at % 1:.6f}"[1:] + "Z"
+            )
+        key = review_key(document_id, stamp)
+        body = json.dumps(record, ensure_ascii=False, indent=1).encode()
+        if not self.objects.put(
+            key, body, "application/json", {"document_id": document_id}, create_only=True
+        ):
+            raise StorageError(f"review record {key} already exists in {self.location}")
+        try:
+            _, old_meta = self.objects.get_with_metadata(result_key(document_id))
+        except NotFound:
+            old_meta = {}
+        meta = {
+            "source_name": old_meta.get("source_name", result.source_name),
+            "ingested_at": old_meta.get("ingested_at", f"{reviewed_at:.6f}"),
+            "reviewed_at": f"{reviewed_at:.6f}",
+        }
+        corrected = json.dumps(result.to_dict(), ensure_ascii=False, indent=1).encode()
+        self.objects.put(result_key(document_id), corrected, "application/json", meta)
+        self._index_stored(document_id)
+        return key
 
     def load_result(self, document_id: str) -> InvoiceResult:
         matches = self.index.get(document_id)
@@ -81,6 +162,148 @@ class Store:
             raise NotFound(f"id prefix {document_id!r} is ambiguous: give more characters")
         data = self.objects.get(matches[0]["result_key"])
         return InvoiceResult.from_dict(json.loads(data))
+
+    def query(self, query: Query) -> list[dict[str, Any]]:
+        return self.index.query(query)
+
+    # ---- rebuilding the index -------------------------------------------------------------
+
+    def reindex(self, workers: int = 16) -> ReindexReport:
+        """Rebuild the index from the objects alone, in one index transaction.
+
+        Reads every ``documents/*/*/result.json`` (the current one, after reviews) and every
+        ``failed/*/*/error.json``. A store error aborts and leaves the old index as it was;
+        a result that cannot be parsed is skipped and reported.
+        """
+        started = time.perf_counter()
+        report = ReindexReport()
+        by_document: dict[str, list[ObjectInfo]] = defaultdict(list)
+        for info in self.objects.list("documents/"):
+            parts = info.key.split("/")
+            if len(parts) >= 4:
+                by_document[parts[2]].append(info)
+        complete = {doc: infos for doc, infos in by_document.items() if _find(infos, result_key(doc))}
+        failure_keys = [
+            info.key
+            for info in self.objects.list("failed/")
+            if info.key.endswith("/error.json") and info.key.split("/")[2] not in complete
+        ]
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            failures = list(_bounded_map(pool, self._load_failure, failure_keys, report))
+            entries = _bounded_map(
+                pool, lambda doc: self._load_entry(doc, complete[doc]), sorted(complete), report
+            )
+            report.documents, report.failures = self.index.rebuild(entries, failures)
+        report.seconds = time.perf_counter() - started
+        log.info(
+            "reindexed %s: %d documents, %d failures, %d skipped in %.1f s",
+            self.location,
+            report.documents,
+            report.failures,
+            len(report.skipped),
+            report.seconds,
+        )
+        return report
+
+    def _index_stored(self, document_id: str) -> None:
+        infos = list(self.objects.list(document_prefix(document_id) + "/"))
+        self.index.upsert_many([self._load_entry(document_id, infos)])
+
+    def _load_entry(self, document_id: str, infos: list[ObjectInfo]) -> IndexEntry:
+        key = result_key(document_id)
+        try:
+            data, meta = self.objects.get_with_metadata(key)
+        except NotFound as exc:  # deleted since it was listed
+            raise _Unreadable(key, "vanished while reindexing") from exc
+        try:
+            result = InvoiceResult.from_dict(json.loads(data))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _Unreadable(key, f"{type(exc).__name__}: {exc}") from exc
+        if result.document_id != document_id:
+            raise _Unreadable(key, f"holds document {result.document_id[:12]}, not {document_id[:12]}")
+        original = _find(infos, original_key(document_id))
+        stored = _find(infos, key)
+        ingested_at = (
+            _float(meta.get("ingested_at")) or (original or stored or ObjectInfo("", 0, 0.0)).modified
+        )
+        pages = sorted(
+            (info for info in infos if "/pages/" in info.key and info.key.endswith(".png")),
+            key=lambda info: _page_number(info.key),
+        )
+        reviews = [info for info in infos if "/reviews/" in info.key and info.key.endswith(".json")]
+        reviewed_at = _float(meta.get("reviewed_at")) or (
+            max(r.modified for r in reviews) if reviews else None
+        )
+        return IndexEntry(
+            result=result,
+            result_key=key,
+            original_key=original_key(document_id),
+            ingested_at=ingested_at,
+            page_keys=tuple(info.key for info in pages),
+            review_count=len(reviews),
+            reviewed_at=reviewed_at,
+        )
+
+    def _load_failure(self, key: str) -> FailureEntry:
+        try:
+            record = json.loads(self.objects.get(key))
+            return FailureEntry(
+                document_id=str(record["document_id"]),
+                source_name=str(record["source_name"]),
+                error_type=str(record["error_type"]),
+                message=str(record["message"]),
+                failed_at=float(record["failed_at"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _Unreadable(key, f"{type(exc).__name__}: {exc}") from exc
+
+
+class _Unreadable(Exception):
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(f"{key}: {why}")
+        self.key = key
+        self.why = why
+
+
+def _bounded_map(
+    pool: ThreadPoolExecutor, function: Any, items: Iterable[Any], report: ReindexReport
+) -> Iterator[Any]:
+    """``pool.map`` with a bounded number in flight; unreadable records are reported and skipped."""
+    batch: list[Any] = []
+
+    def drain() -> Iterator[Any]:
+        futures = [pool.submit(function, item) for item in batch]
+        batch.clear()
+        for future in futures:
+            try:
+                yield future.result()
+            except _Unreadable as exc:
+                log.warning("skipped %s", exc)
+                report.skipped.append((exc.key, exc.why))
+
+    for item in items:
+        batch.append(item)
+        if len(batch) >= 256:
+            yield from drain()
+    yield from drain()
+
+
+def _find(infos: list[ObjectInfo], key: str) -> ObjectInfo | None:
+    return next((info for info in infos if info.key == key), None)
+
+
+def _page_number(key: str) -> int:
+    try:
+        return int(key.rsplit("/", 1)[1].split(".")[0])
+    except ValueError:
+        return 1 << 30
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
 
 
 CONTENT_TYPES = {
@@ -100,12 +323,56 @@ def _content_type(data: bytes) -> str:
         return "application/octet-stream"
 
 
-def open_store(location: str) -> Store:
-    """A store from a directory path (embedded default) or, later, an ``s3://`` URL."""
-    if location.startswith("s3://"):
-        raise ConfigError("S3 stores are not available yet: use a local directory")
-    root = Path(location).expanduser()
-    return Store(LocalObjectStore(root), Index(root / INDEX_FILE))
+def is_s3_location(location: str) -> bool:
+    return location.strip().lower().startswith("s3://")
 
 
-__all__ = ["Store", "open_store", "original_key", "page_key", "result_key"]
+def open_store(
+    location: str,
+    index: Path | None = None,
+    s3: S3Settings | None = None,
+    rebuild_missing_index: bool = True,
+) -> Store:
+    """A store from a directory path (embedded default) or an ``s3://bucket/prefix`` URL.
+
+    The index is ``index`` if given; otherwise ``<dir>/index.sqlite`` for a directory store and
+    ``~/.cache/invoices/index/<bucket>-<hash>.sqlite`` for an S3 store. An S3 store is checked
+    on open (endpoint reachable, credentials accepted, bucket exists) so a wrong configuration
+    fails before any work is done. A missing index (first use of a bucket on this machine, or a
+    deleted file) is rebuilt from the store unless ``rebuild_missing_index`` is False.
+    """
+    objects: ObjectStore
+    if is_s3_location(location):
+        from pipeline.store.s3 import S3ObjectStore, default_index_name
+
+        s3_objects = S3ObjectStore(location.strip(), s3)
+        s3_objects.check()
+        objects = s3_objects
+        index_path = index or default_index_dir() / default_index_name(location.strip(), s3_objects.endpoint)
+    else:
+        root = Path(location).expanduser()
+        objects = LocalObjectStore(root)
+        index_path = index or root / INDEX_FILE
+    store = Store(objects, Index(Path(index_path).expanduser()))
+    if store.index.schema_replaced or (store.index.is_new and rebuild_missing_index):
+        if store.index.is_new:
+            log.info("building the index %s from %s (first use)", store.index.path, store.location)
+        try:
+            store.reindex()
+        except BaseException:
+            store.close()
+            raise
+    return store
+
+
+__all__ = [
+    "Query",
+    "ReindexReport",
+    "Store",
+    "is_s3_location",
+    "open_store",
+    "original_key",
+    "page_key",
+    "result_key",
+    "review_key",
+]

@@ -6,7 +6,12 @@ Keys are content-addressed by the SHA-256 of the original file::
     documents/<id[:2]>/<id>/pages/<n>.png     normalised page images
     documents/<id[:2]>/<id>/result.json       the result; written last, so its presence
                                               means the record is complete
+    documents/<id[:2]>/<id>/reviews/<stamp>.json  review records (one per review, create-only)
     failed/<id[:2]>/<id>/error.json           why a document could not be processed
+
+Every backend must give the same guarantees: ``put(create_only=True)`` is atomic (exactly one of
+two racing writers wins, the other gets False), a plain ``put`` replaces the object whole, and a
+reader never sees a half-written object.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import os
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import NotFound, StorageError
@@ -38,8 +44,19 @@ def result_key(document_id: str) -> str:
     return f"{document_prefix(document_id)}/result.json"
 
 
+def review_key(document_id: str, stamp: str) -> str:
+    return f"{document_prefix(document_id)}/reviews/{stamp}.json"
+
+
 def failure_key(document_id: str) -> str:
     return f"failed/{document_id[:2]}/{document_id}/error.json"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: float  # seconds since the epoch
 
 
 class ObjectStore(ABC):
@@ -74,6 +91,15 @@ class ObjectStore(ABC):
 
     def metadata(self, key: str) -> dict[str, str]:
         return {}
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object under ``prefix`` with its size and modification time."""
+        for key in self.keys(prefix):
+            yield ObjectInfo(key, 0, 0.0)
+
+    def get_with_metadata(self, key: str) -> tuple[bytes, dict[str, str]]:
+        """The object and its metadata (one request where the backend allows it)."""
+        return self.get(key), self.metadata(key)
 
 
 class LocalObjectStore(ObjectStore):
@@ -147,15 +173,30 @@ class LocalObjectStore(ObjectStore):
         return self._path(key).is_file()
 
     def keys(self, prefix: str = "") -> Iterator[str]:
-        base = self.root / prefix if prefix else self.root
-        if not base.exists():
+        for path in self._files(prefix):
+            yield path.relative_to(self.root).as_posix()
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        for path in self._files(prefix):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # deleted since the walk saw it
+                continue
+            yield ObjectInfo(path.relative_to(self.root).as_posix(), stat.st_size, stat.st_mtime)
+
+    def _files(self, prefix: str) -> Iterator[Path]:
+        # A prefix is a string prefix of keys (as in S3), not only a folder.
+        folder = prefix.rpartition("/")[0]
+        base = self.root / folder if folder else self.root
+        if not base.is_dir():
             return
         for path in base.rglob("*"):
             name = path.name
-            if path.is_file() and not name.endswith(self.META_SUFFIX) and not name.startswith(".tmp-"):
-                relative = path.relative_to(self.root).as_posix()
-                if not relative.startswith("index"):
-                    yield relative
+            if not path.is_file() or name.endswith(self.META_SUFFIX) or name.startswith(".tmp-"):
+                continue
+            relative = path.relative_to(self.root).as_posix()
+            if relative.startswith(prefix) and not relative.startswith("index"):
+                yield path
 
     def delete(self, key: str) -> None:
         path = self._path(key)

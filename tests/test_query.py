@@ -1,0 +1,321 @@
+"""The index and the commands on it: query filters, export, reindex (local store, no server)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.model import (
+    DocType,
+    Field,
+    FieldSource,
+    FieldStatus,
+    InvoiceResult,
+    PageInfo,
+    TextLine,
+    polygon_from_rect,
+)
+from pipeline.store import Store, open_store
+from pipeline.store.index import Index, Query, name_key
+from pipeline.store.objects import LocalObjectStore, page_key, result_key
+
+# (id char, number, code, date, seller, seller tax id, buyer, total, status of seller_name field, text)
+INVOICES = [
+    ("a", "18582132", "011002300711", "2023-02-15", "北京智源医疗器械有限公司", "91110108701741311A",
+     "众合（北京）科技有限责任公司", "7849.81", FieldStatus.OK, "广告服务 广告发布费"),
+    ("b", "53237011", "011001900311", "2019-09-07", "北京智源信息技术股份有限公司", "91110108MA01ABCD1X",
+     "天润（杭州）信息技术有限公司", "9961.70", FieldStatus.NEEDS_REVIEW, "技术服务费 软件维护"),
+    ("c", "78739086", "011002400604", "2024-07-10", "北京凯德网络科技股份有限公司", "911101055977111111",
+     "北京天润网络科技有限公司", "1581.00", FieldStatus.OK, "办公用品 打印纸"),
+    ("d", "10631331", "1100214130", "2021-01-19", "金桥（北京）建筑工程有限责任公司", "91110000600001234X",
+     "北京长城软件有限公司", "48360.72", FieldStatus.OK, "工程款 建筑服务"),
+    ("e", "INV-2025-7285", None, "2025-02-09", "Blauwal Software GmbH", None,
+     None, "4,777.70", FieldStatus.OK, "Software licence annual support"),
+]  # fmt: skip
+
+
+def make_result(spec: tuple) -> InvoiceResult:  # type: ignore[type-arg]
+    char, number, code, issued, seller, seller_tax, buyer, total, seller_status, text = spec
+    fields = {
+        "invoice_number": Field(number, 0.99, FieldStatus.OK, FieldSource.TEXT_LAYER),
+        "invoice_code": Field(code, 0.98, FieldStatus.OK if code else FieldStatus.MISSING),
+        "issue_date": Field(issued, 0.97, FieldStatus.OK),
+        "seller_name": Field(seller, 0.7 if seller_status != FieldStatus.OK else 0.95, seller_status),
+        "seller_tax_id": Field(seller_tax, 0.99, FieldStatus.OK if seller_tax else FieldStatus.MISSING),
+        "buyer_name": Field(buyer, 0.96, FieldStatus.OK if buyer else FieldStatus.MISSING),
+        "total_amount": Field(total, 0.99, FieldStatus.OK),
+        "tax_rates": Field(["6%"], 0.9, FieldStatus.OK),
+    }
+    if seller_status != FieldStatus.OK:
+        fields["seller_name"].reasons.append("low OCR confidence")
+    words = text.split()
+    return InvoiceResult(
+        document_id=char * 64,
+        source_name=f"scan-{char}.pdf",
+        doc_type=DocType.GENERIC_INVOICE if code is None else DocType.VAT_E_INVOICE_GENERAL,
+        fields=fields,
+        pages=[PageInfo(0, 100, 80, "text_layer")],
+        engine="text_layer",
+        lines=[
+            TextLine(word, 0.99, polygon_from_rect(0, 10 * n, 50, 10 * n + 8)) for n, word in enumerate(words)
+        ],
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    opened = open_store(str(tmp_path / "store"))
+    for spec in INVOICES:
+        result = make_result(spec)
+        assert opened.save(f"original {spec[0]}".encode(), result.source_name, result, [(0, b"png")])
+    opened.save_failure("f" * 64, "broken.jpg", "ImageUnreadable", "image is truncated")
+    yield opened
+    opened.close()
+
+
+def ids(rows: list[dict]) -> list[str]:  # type: ignore[type-arg]
+    return [row["document_id"][0] for row in rows]
+
+
+def test_exact_filters(store: Store) -> None:
+    index = store.index
+    assert ids(index.query(Query())) == ["b", "d", "a", "c", "e"]  # by issue date
+    assert ids(index.query(Query(number="10631331"))) == ["d"]
+    assert ids(index.query(Query(code="011002400604"))) == ["c"]
+    assert ids(index.query(Query(number="00000000"))) == []
+    assert ids(index.query(Query(tax_id="91110108701741311a"))) == ["a"], "case and spaces do not matter"
+    assert ids(index.query(Query(date_from=date(2021, 1, 19), date_to=date(2024, 7, 10)))) == ["d", "a", "c"]
+    assert ids(index.query(Query(date_from=date(2025, 1, 1)))) == ["e"]
+    assert ids(index.query(Query(amount_min=5000, amount_max=10000))) == ["b", "a"]
+    assert ids(index.query(Query(amount_min=4777.70, amount_max=4777.70))) == ["e"], "4,777.70 parsed"
+    assert ids(index.query(Query(status="needs_review"))) == ["b"]
+    assert ids(index.query(Query(needs_review=True, date_from=date(2020, 1, 1)))) == []
+    assert ids(index.query(Query(review_state="pending"))) == ["b"]
+    assert ids(index.query(Query(limit=2))) == ["b", "d"]
+
+
+def test_row_holds_fields_confidence_and_keys(store: Store) -> None:
+    (row,) = store.index.query(Query(number="53237011"))
+    assert row["status"] == "needs_review"
+    assert row["review_fields"] == "seller_name"
+    assert row["confidence"] == pytest.approx(0.7)
+    assert row["result_key"] == result_key("b" * 64)
+    assert json.loads(row["page_keys"]) == [page_key("b" * 64, 0)]
+    assert json.loads(row["fields_json"])["tax_rates"] == ["6%"]
+    assert json.loads(row["field_details_json"])["seller_name"]["status"] == "needs_review"
+
+
+def test_fuzzy_names(store: Store) -> None:
+    index = store.index
+    assert ids(index.query(Query(seller="智源"))) == ["b", "a"], "a part of the name"
+    assert ids(index.query(Query(seller="北京智源医疗器戒有限公司"))) == ["a"], "one character misread"
+    assert ids(index.query(Query(seller="北京智源医疗器械"))) == ["a"], "without the legal form"
+    assert ids(index.query(Query(seller="blauwal software"))) == ["e"], "case-insensitive"
+    assert ids(index.query(Query(seller="上海浦东发展银行"))) == []
+    assert ids(index.query(Query(buyer="众合(北京)科技"))) == ["a"], "half-width brackets match full-width"
+    assert ids(index.query(Query(buyer="天润", seller="凯德"))) == ["c"]
+    assert name_key("北京智源医疗器械有限公司") == "北京智源医疗器械"
+
+
+def test_free_text(store: Store) -> None:
+    index = store.index
+    assert ids(index.query(Query(text="广告发布费"))) == ["a"], "recognised text, Chinese substring"
+    assert ids(index.query(Query(text="软件"))) == ["b", "d"], "two characters: buyer name d, text b"
+    assert ids(index.query(Query(text="licence support"))) == ["e"], "every word must occur"
+    assert ids(index.query(Query(text="licence 打印纸"))) == []
+    assert ids(index.query(Query(text="scan-c"))) == ["c"], "the source file name"
+    assert ids(index.query(Query(text='50%_"x'))) == [], "quotes and wildcards are plain characters"
+
+
+def test_reconciliation_statuses(store: Store) -> None:
+    index = store.index
+    assert index.query(Query(status="matched")) == [], "no reconciliation table yet: empty, no error"
+    db = sqlite3.connect(index.path)
+    db.execute(
+        "CREATE TABLE reconciliation (document_id TEXT, ledger_row INTEGER, outcome TEXT, score REAL, "
+        "differences TEXT, reason_en TEXT, reason_zh TEXT, reconciled_at REAL)"
+    )
+    rows = [
+        ("a" * 64, 1, "matched", 1.0, "", "", "", 100.0),
+        ("b" * 64, 2, "matched", 1.0, "", "", "", 100.0),
+        ("b" * 64, 2, "matched_with_differences", 0.9, "total", "", "", 200.0),  # a later run
+        ("c" * 64, None, "not_in_ledger", 0.0, "", "", "", 100.0),
+    ]
+    db.executemany("INSERT INTO reconciliation VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    db.commit()
+    db.close()
+    assert ids(index.query(Query(status="matched"))) == ["a"], "the latest outcome counts"
+    assert ids(index.query(Query(status="matched_with_differences"))) == ["b"]
+    assert ids(index.query(Query(status="not_in_ledger", seller="凯德"))) == ["c"]
+    assert ids(index.query(Query(status="duplicate"))) == []
+
+
+def test_cli_query_formats(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    where = ["--store", store.location]
+    assert main(["query", *where, "--seller", "智源", "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["invoice_number"] for r in records] == ["53237011", "18582132"]
+    assert records[0]["review_state"] == "pending"
+    assert main(["query", *where, "--amount-min", "40000", "--format", "csv"]) == 0
+    parsed = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["invoice_number"], r["total_amount"]) for r in parsed] == [("10631331", "48360.72")]
+    assert main(["query", *where, "--number", "78739086"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:2] == ["document_id", "source_name"]
+    assert len(table) == 3 and "cccccccccccc" in table[2] and "北京凯德网络科技股份有限公司" in table[2]
+    assert main(["query", *where, "--status", "failed", "--format", "json"]) == 0
+    (failure,) = json.loads(capsys.readouterr().out)
+    assert failure["source_name"] == "broken.jpg"
+    assert main(["query", *where, "--status", "duplicate"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2, "header and rule, no rows"
+
+
+def test_cli_rejects_bad_filters(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    where = ["--store", store.location]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["query", *where, "--date-from", "2024-13-01"])
+    assert exit_info.value.code == 2
+    assert "not a date" in capsys.readouterr().err
+    assert main(["query", *where, "--amount-min", "10", "--amount-max", "5"]) == 2
+    assert "--amount-min is larger" in capsys.readouterr().err
+
+
+def test_export_csv_and_xlsx(store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from openpyxl import load_workbook
+
+    where = ["--store", store.location]
+    out_csv = tmp_path / "out" / "invoices.csv"
+    assert main(["export", *where, "--out", str(out_csv), "--date-from", "2021-01-01"]) == 0
+    assert "wrote 4 invoices" in capsys.readouterr().out
+    raw = out_csv.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf"), "UTF-8 BOM for Excel"
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert [r["invoice_number"] for r in rows] == ["10631331", "18582132", "78739086", "INV-2025-7285"]
+    assert rows[1]["seller_name"] == "北京智源医疗器械有限公司"
+    assert rows[1]["tax_rates"] == "6%"
+
+    out_xlsx = tmp_path / "invoices.xlsx"
+    assert main(["export", *where, "--out", str(out_xlsx)]) == 0
+    sheet = load_workbook(out_xlsx).active
+    header = [cell.value for cell in sheet[1]]
+    values = [
+        dict(zip(header, [cell.value for cell in row], strict=True)) for row in sheet.iter_rows(min_row=2)
+    ]
+    assert len(values) == 5
+    blauwal = next(v for v in values if v["invoice_number"] == "INV-2025-7285")
+    assert blauwal["total_amount"] == pytest.approx(4777.70), "an amount is a number"
+    zhiyuan = next(v for v in values if v["invoice_number"] == "18582132")
+    assert zhiyuan["issue_date"].date() == date(2023, 2, 15), "the issue date is a date"
+    assert zhiyuan["invoice_code"] == "011002300711", "a code keeps its leading zero"
+    assert main(["export", *where, "--out", str(tmp_path / "x.txt")]) == 2
+
+
+def test_reindex_rebuilds_identical_index(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    where = ["--store", store.location]
+    assert main(["query", *where, "--format", "json"]) == 0
+    before = capsys.readouterr().out
+    assert main(["query", *where, "--status", "failed", "--format", "json"]) == 0
+    failures_before = capsys.readouterr().out
+    db_before = _dump(store.index.path)
+    store.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store.index.path}{suffix}").unlink(missing_ok=True)
+    assert main(["reindex", *where]) == 0
+    assert "indexed 5 documents and 1 failures" in capsys.readouterr().out
+    assert _dump(store.index.path) == db_before, "every column, ingested_at included"
+    assert main(["query", *where, "--format", "json"]) == 0
+    assert capsys.readouterr().out == before
+    assert main(["query", *where, "--status", "failed", "--format", "json"]) == 0
+    assert capsys.readouterr().out == failures_before
+
+
+def test_missing_index_is_rebuilt_on_open(store: Store) -> None:
+    store.close()
+    store.index.path.unlink()
+    again = open_store(store.location)
+    assert ids(again.index.query(Query())) == ["b", "d", "a", "c", "e"]
+    again.close()
+
+
+def test_reindex_picks_up_reviews_and_skips_broken(store: Store) -> None:
+    corrected = make_result(INVOICES[1])
+    corrected.fields["seller_name"] = Field(
+        "北京智源信息技术股份有限公司", 1.0, FieldStatus.OK, FieldSource.REVIEW
+    )
+    key = store.save_review(corrected, {"reviewer": "clerk", "changed": ["seller_name"]})
+    assert key.startswith("documents/bb/" + "b" * 64 + "/reviews/")
+    (row,) = store.index.query(Query(number="53237011"))
+    assert (row["status"], row["review_state"], row["review_count"]) == ("ok", "reviewed", 1)
+    # A review tool that rewrites result.json by itself: reindex reads the current one.
+    edited = make_result(INVOICES[2])
+    edited.fields["total_amount"] = Field("1518.00", 1.0, FieldStatus.OK, FieldSource.REVIEW)
+    body = json.dumps(edited.to_dict(), ensure_ascii=False).encode()
+    assert store.objects.put(result_key("c" * 64), body, "application/json"), "a plain put overwrites"
+    store.objects.put(result_key("d" * 64), b"{not json", "application/json")
+    report = store.reindex()
+    assert report.documents == 4 and report.failures == 1
+    assert report.skipped == [(result_key("d" * 64), report.skipped[0][1])]
+    assert ids(store.index.query(Query(review_state="reviewed"))) == ["b", "c"]
+    assert store.index.query(Query(number="78739086"))[0]["total_amount"] == "1518.00"
+    (row,) = store.index.query(Query(number="53237011"))
+    assert row["review_count"] == 1 and row["reviewed_at"] is not None
+
+
+def test_stored_but_unindexed_is_repaired(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path))
+    result = make_result(INVOICES[0])
+    store.save(b"original", result.source_name, result, [])
+    store.index._db.execute("DELETE FROM documents")
+    store.index._db.commit()
+    assert store.is_stored(result.document_id)
+    assert ids(store.index.query(Query(number="18582132"))) == ["a"]
+    store.close()
+
+
+def test_old_index_layout_is_rebuilt(tmp_path: Path) -> None:
+    objects = LocalObjectStore(tmp_path)
+    result = make_result(INVOICES[3])
+    Store(objects, Index(tmp_path / "scratch.sqlite")).save(b"x", result.source_name, result, [])
+    old = sqlite3.connect(tmp_path / "index.sqlite")
+    old.executescript(
+        "CREATE TABLE documents (document_id TEXT PRIMARY KEY, source_name TEXT);"
+        "CREATE TABLE reconciliation (document_id TEXT, outcome TEXT);"
+        "INSERT INTO reconciliation VALUES ('x', 'matched');"
+    )
+    old.close()
+    store = open_store(str(tmp_path))
+    assert ids(store.index.query(Query())) == ["d"]
+    kept = store.index._db.execute("SELECT COUNT(*) FROM reconciliation").fetchone()[0]
+    assert kept == 1, "other tables in the file are not touched"
+    store.close()
+
+
+def test_local_put_overwrites_unless_create_only(tmp_path: Path) -> None:
+    objects = LocalObjectStore(tmp_path)
+    assert objects.put("documents/x/result.json", b"1", "application/json", {"source_name": "发票.pdf"})
+    assert objects.put("documents/x/result.json", b"2", "application/json", {"source_name": "发票 2.pdf"})
+    assert objects.get_with_metadata("documents/x/result.json") == (
+        b"2",
+        {"content_type": "application/json", "source_name": "发票 2.pdf"},
+    )
+    assert not objects.put("documents/x/result.json", b"3", create_only=True)
+    assert [info.key for info in objects.list("documents/x/res")] == ["documents/x/result.json"]
+    assert list(objects.keys("documents/y")) == []
+
+
+def _dump(path: Path) -> list[tuple]:  # type: ignore[type-arg]
+    db = sqlite3.connect(path)
+    try:
+        rows = db.execute("SELECT * FROM documents ORDER BY document_id").fetchall()
+        fts = db.execute("SELECT * FROM documents_fts ORDER BY source_name").fetchall()
+        failures = db.execute("SELECT * FROM failures").fetchall()
+    finally:
+        db.close()
+    return [tuple(row) for row in rows + fts + failures]
