@@ -1,0 +1,1582 @@
+"""Reconciliation: the scanned invoices against the company's ledger, with an outcome for each.
+
+Every invoice gets one outcome and so does every ledger row no invoice claims:
+
+``matched``                   found in the ledger, every compared field agrees
+``matched_with_differences``  found, but fields differ (each listed with both values)
+``not_in_ledger``             no ledger row is this invoice
+``duplicate``                 the invoice was scanned twice, or the ledger books it twice
+``no_invoice_scanned``        (ledger rows) no scanned invoice for this row
+
+How rows are found, cheapest first:
+
+1. Scanned twice: invoices with the same code and number (after OCR-confusion normalisation) are
+   one invoice; the best scan is reconciled, the others are ``duplicate``. The same for ledger
+   rows booked twice.
+2. Exact key: code + number (or the 20-digit number of a 全电 invoice), a dict join. Numbers and
+   IDs are compared in a canonical form where OCR look-alikes (0/O/D/Q, 1/I/l/L, 2/Z, 5/S, 8/B,
+   6/G) are one character.
+3. Fuzzy, for what is left: candidate pairs come from blocks (the same amount within the
+   tolerance, found by a sorted search; and numbers within two edits, from
+   ``rapidfuzz.process.cdist`` inside blocks of equal number length). Each pair is scored with
+   ``rapidfuzz.process.cpdist`` (numbers: optimal string alignment, so a transposition is one
+   edit; names: ratio of normalised names, where full/half-width brackets, spaces and
+   有限责任公司/有限公司 do not count). A pair is accepted only with two independent agreements
+   (e.g. a number one typo away and the same amount), then pairs are assigned one-to-one,
+   best score first, so no ledger row is used twice.
+
+Outcomes are written to the index database (``save_outcomes``) in the ``reconciliation`` table,
+with the ledger rows (``ledger_rows``) and the options of the run (``reconciliation_options``).
+After a review correction ``rematch_document`` re-matches one invoice against the ledger rows no other
+invoice claims, and ``ledger_values`` gives the matched row's values beside the invoice's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+import time
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
+
+from pipeline.errors import ExitCode, InputError, NotFound, StorageError
+from pipeline.fapiao import as_date, parse_amount
+from pipeline.ledger import AMOUNT_FIELDS, FIELD_LABELS, FIELDS, LedgerImport, LedgerRow
+
+if TYPE_CHECKING:
+    from pipeline.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class ReconcileError(InputError):
+    """Options that make no sense (a negative tolerance, a period that ends before it starts)."""
+
+    exit_code = ExitCode.BAD_ARGS
+
+
+class Outcome(StrEnum):
+    MATCHED = "matched"
+    MATCHED_WITH_DIFFERENCES = "matched_with_differences"
+    NOT_IN_LEDGER = "not_in_ledger"
+    DUPLICATE = "duplicate"
+    NO_INVOICE_SCANNED = "no_invoice_scanned"
+
+
+OUTCOME_LABELS: dict[Outcome, tuple[str, str]] = {
+    Outcome.MATCHED: ("matched", "已匹配"),
+    Outcome.MATCHED_WITH_DIFFERENCES: ("matched with differences", "匹配但有差异"),
+    Outcome.NOT_IN_LEDGER: ("not in the ledger", "台账中没有"),
+    Outcome.DUPLICATE: ("duplicate", "重复"),
+    Outcome.NO_INVOICE_SCANNED: ("no invoice scanned", "无对应扫描发票"),
+}
+
+
+@dataclass(frozen=True)
+class ReconcileOptions:
+    """``amount_tolerance``: amounts this close (in yuan) agree. ``date_window_days``: dates this many
+    days apart agree (for ledgers that record a booking date). ``date_from``/``date_to``: the period
+    (inclusive) of invoices and ledger rows to reconcile; undated ones are always included."""
+
+    amount_tolerance: Decimal = Decimal("0.01")
+    date_window_days: int = 0
+    date_from: date | None = None
+    date_to: date | None = None
+    name_threshold: float = 85.0  # rapidfuzz ratio (0-100) of normalised names that counts as the same seller
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.amount_tolerance < 0:
+            raise ReconcileError(f"the amount tolerance cannot be negative ({self.amount_tolerance})")
+        if self.date_window_days < 0:
+            raise ReconcileError(f"the date window cannot be negative ({self.date_window_days} days)")
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ReconcileError(f"--from {self.date_from} is after --to {self.date_to}")
+        if not 0 <= self.name_threshold <= 100:
+            raise ReconcileError("name_threshold is a rapidfuzz ratio between 0 and 100")
+        if self.workers == 0:
+            raise ReconcileError("workers must be at least 1 (or -1 for every core)")
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceRecord:
+    """A stored invoice as the index holds it (``Index.documents()`` rows), with typed values."""
+
+    document_id: str
+    source_name: str = ""
+    doc_type: str = "vat_general_paper"
+    status: str = "ok"
+    invoice_code: str | None = None
+    invoice_number: str | None = None
+    issue_date: date | None = None
+    buyer_name: str | None = None
+    buyer_tax_id: str | None = None
+    seller_name: str | None = None
+    seller_tax_id: str | None = None
+    amount_excl_tax: Decimal | None = None
+    tax_amount: Decimal | None = None
+    total_amount: Decimal | None = None
+    result_key: str = ""
+    ingested_at: float = 0.0
+    review_fields: tuple[str, ...] = ()
+
+    @classmethod
+    def from_index_row(cls, row: Mapping[str, Any]) -> InvoiceRecord:
+        def text(name: str) -> str | None:
+            value = row.get(name)
+            return str(value).strip() or None if value is not None else None
+
+        def amount(name: str) -> Decimal | None:
+            value = text(name)
+            return parse_amount(value) if value else None
+
+        return cls(
+            document_id=str(row["document_id"]),
+            source_name=text("source_name") or "",
+            doc_type=text("doc_type") or "",
+            status=text("status") or "",
+            invoice_code=text("invoice_code"),
+            invoice_number=text("invoice_number"),
+            issue_date=as_date(text("issue_date")),
+            buyer_name=text("buyer_name"),
+            buyer_tax_id=text("buyer_tax_id"),
+            seller_name=text("seller_name") or text("vendor_name"),
+            seller_tax_id=text("seller_tax_id"),
+            amount_excl_tax=amount("amount_excl_tax"),
+            tax_amount=amount("tax_amount"),
+            total_amount=amount("total_amount"),
+            result_key=text("result_key") or "",
+            ingested_at=float(row.get("ingested_at") or 0.0),
+            review_fields=tuple(f for f in (text("review_fields") or "").split(",") if f),
+        )
+
+    def value(self, name: str) -> Any:
+        return getattr(self, name)
+
+
+def invoices_from_index(rows: Iterable[Mapping[str, Any]]) -> list[InvoiceRecord]:
+    """The invoices to reconcile from ``Index.documents()``: everything but ``not_an_invoice``."""
+    return [
+        InvoiceRecord.from_index_row(row)
+        for row in rows
+        if row.get("status") != "not_an_invoice" and row.get("doc_type") != "other"
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    field: str
+    invoice_value: str | None
+    ledger_value: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "invoice": self.invoice_value, "ledger": self.ledger_value}
+
+    def describe(self, zh: bool = False) -> str:
+        label = FIELD_LABELS[self.field][1 if zh else 0]
+        empty = "（空）" if zh else "(empty)"
+        inv = self.invoice_value if self.invoice_value is not None else empty
+        led = self.ledger_value if self.ledger_value is not None else empty
+        return f"{label}（发票 {inv}，台账 {led}）" if zh else f"{label} (invoice {inv}, ledger {led})"
+
+
+@dataclass(slots=True)
+class Entry:
+    """One line of the reconciliation: an invoice (with its ledger row, if any) or a lone ledger row."""
+
+    outcome: Outcome
+    invoice: InvoiceRecord | None
+    ledger_row: LedgerRow | None
+    score: float
+    differences: list[Difference]
+    reason_en: str
+    reason_zh: str
+    related_document: str | None = None  # duplicate: the scan that is reconciled instead
+    related_rows: tuple[int, ...] = ()  # duplicate: the other ledger rows booking the same invoice
+
+
+@dataclass
+class Reconciliation:
+    entries: list[Entry]
+    options: ReconcileOptions
+    invoices_considered: int
+    ledger_rows_considered: int
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys((str(o) for o in Outcome), 0)
+        for entry in self.entries:
+            counts[str(entry.outcome)] += 1
+        return counts
+
+    def of(self, outcome: Outcome | str) -> list[Entry]:
+        return [entry for entry in self.entries if entry.outcome == outcome]
+
+    @property
+    def all_matched(self) -> bool:
+        return all(entry.outcome == Outcome.MATCHED for entry in self.entries)
+
+
+# ---- normalisation ----------------------------------------------------------------------------------
+
+_LOOKALIKES = str.maketrans(
+    {"O": "0", "D": "0", "Q": "0", "I": "1", "L": "1", "|": "1", "Z": "2", "S": "5", "B": "8", "G": "6"}
+)
+_NOT_ALNUM = re.compile(r"[^0-9A-Z]+")
+_NAME_PUNCT = re.compile(r"[\s\W_]+")
+_EN_COMPANY_WORDS = (
+    (re.compile(r"\bcompany limited\b"), "co ltd"),
+    (re.compile(r"\blimited\b"), "ltd"),
+    (re.compile(r"\bcompany\b"), "co"),
+    (re.compile(r"\bcorporation\b"), "corp"),
+    (re.compile(r"\bincorporated\b"), "inc"),
+)
+
+
+def canonical_id(value: str | None) -> str:
+    """Codes, numbers and tax IDs compared as equal when they differ only by OCR look-alikes or spacing."""
+    if not value:
+        return ""
+    s = unicodedata.normalize("NFKC", value).upper().translate(_LOOKALIKES)
+    return _NOT_ALNUM.sub("", s)
+
+
+def normalize_name(value: str | None) -> str:
+    """Company names without width, bracket, spacing, case and 有限责任公司/有限公司 differences."""
+    if not value:
+        return ""
+    s = _NAME_PUNCT.sub(" ", unicodedata.normalize("NFKC", value).lower())
+    for pattern, short in _EN_COMPANY_WORDS:
+        s = pattern.sub(short, s)
+    return s.replace(" ", "").replace("有限责任公司", "有限公司")
+
+
+def _cached(function: Any, values: Iterable[str | None]) -> list[str]:
+    cache: dict[str | None, str] = {}
+    out = []
+    for value in values:
+        found = cache.get(value)
+        if found is None:
+            found = cache[value] = function(value)
+        out.append(found)
+    return out
+
+
+def _fen(values: Sequence[Decimal | None]) -> tuple[np.ndarray, np.ndarray]:
+    known = np.array([v is not None for v in values], dtype=bool)
+    fen = np.array([int(v * 100) if v is not None else 0 for v in values], dtype=np.int64)
+    return fen, known
+
+
+def _total(excl: Decimal | None, tax: Decimal | None, total: Decimal | None) -> Decimal | None:
+    if total is not None:
+        return total
+    if excl is not None and tax is not None:
+        return excl + tax
+    return None
+
+
+@dataclass
+class _Side:
+    """Column arrays of one side (invoices or ledger rows), aligned by position."""
+
+    number: np.ndarray  # canonical strings (object array)
+    code: np.ndarray
+    name: np.ndarray  # normalised seller names
+    tax_id: np.ndarray  # canonical seller tax ID as an integer shared by both sides; 0 = none
+    number_len: np.ndarray
+    code_len: np.ndarray
+    name_len: np.ndarray
+    date: np.ndarray  # ordinal
+    date_known: np.ndarray
+    total: np.ndarray  # fen
+    total_known: np.ndarray
+    excl: np.ndarray
+    excl_known: np.ndarray
+
+    @classmethod
+    def build(cls, records: Sequence[InvoiceRecord] | Sequence[LedgerRow], tax_ids: dict[str, int]) -> _Side:
+        number = _cached(canonical_id, (r.invoice_number for r in records))
+        code = _cached(canonical_id, (r.invoice_code for r in records))
+        name = _cached(normalize_name, (r.seller_name for r in records))
+        tax = _cached(canonical_id, (r.seller_tax_id for r in records))
+        total, total_known = _fen([_total(r.amount_excl_tax, r.tax_amount, r.total_amount) for r in records])
+        excl, excl_known = _fen([r.amount_excl_tax for r in records])
+        return cls(
+            number=_objects(number),
+            code=_objects(code),
+            name=_objects(name),
+            tax_id=np.array(
+                [tax_ids.setdefault(t, len(tax_ids) + 1) if t else 0 for t in tax], dtype=np.int64
+            ),
+            number_len=np.array([len(n) for n in number], dtype=np.int64),
+            code_len=np.array([len(c) for c in code], dtype=np.int64),
+            name_len=np.array([len(n) for n in name], dtype=np.int64),
+            date=np.array([r.issue_date.toordinal() if r.issue_date else 0 for r in records], dtype=np.int64),
+            date_known=np.array([r.issue_date is not None for r in records], dtype=bool),
+            total=total,
+            total_known=total_known,
+            excl=excl,
+            excl_known=excl_known,
+        )
+
+
+def _objects(values: list[str]) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+# ---- pair scoring -----------------------------------------------------------------------------------
+
+WEIGHTS = {"number": 0.40, "amount": 0.30, "date": 0.15, "seller": 0.15}
+HINT_MIN_SCORE = 0.5
+
+
+@dataclass
+class _Pairs:
+    """Candidate (invoice, ledger row) pairs with their features, as parallel arrays."""
+
+    inv: np.ndarray
+    led: np.ndarray
+    score: np.ndarray
+    accepted: np.ndarray
+    number_dist: np.ndarray
+
+    @classmethod
+    def empty(cls) -> _Pairs:
+        ints = np.zeros(0, dtype=np.int64)
+        return cls(ints, ints, np.zeros(0), np.zeros(0, dtype=bool), ints)
+
+    @classmethod
+    def concat(cls, parts: list[_Pairs]) -> _Pairs:
+        parts = [p for p in parts if len(p.inv)]
+        if not parts:
+            return cls.empty()
+        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in cls.__dataclass_fields__))
+
+    def worth_keeping(self) -> np.ndarray:
+        """Accepted pairs, and those close enough to name in a hint (similar overall, or by number)."""
+        return self.accepted | (self.score >= HINT_MIN_SCORE) | (self.number_dist <= 1)
+
+    def take(self, mask: np.ndarray) -> _Pairs:
+        return _Pairs(
+            self.inv[mask], self.led[mask], self.score[mask], self.accepted[mask], self.number_dist[mask]
+        )
+
+
+def _strings_distance(left: list[str], right: list[str], workers: int) -> np.ndarray:
+    if not left:
+        return np.zeros(0, dtype=np.int64)
+    return np.asarray(process.cpdist(left, right, scorer=OSA.distance, workers=workers), dtype=np.int64)
+
+
+def _evaluate(
+    inv_side: _Side, led_side: _Side, inv: np.ndarray, led: np.ndarray, options: ReconcileOptions
+) -> _Pairs:
+    """Score the pairs (inv[k], led[k]) and decide which are acceptable matches. Vectorised."""
+    if len(inv) == 0:
+        return _Pairs.empty()
+    workers = options.workers
+    tol = float(options.amount_tolerance) * 100 + 1e-6
+    # numbers and codes
+    number_known = (inv_side.number_len[inv] > 0) & (led_side.number_len[led] > 0)
+    k = np.flatnonzero(number_known)
+    number_dist = np.full(len(inv), 99, dtype=np.int64)
+    number_dist[k] = _strings_distance(
+        inv_side.number[inv[k]].tolist(), led_side.number[led[k]].tolist(), workers
+    )
+    longest = np.maximum(np.maximum(inv_side.number_len[inv], led_side.number_len[led]), 1)
+    number_sim = 1.0 - np.minimum(number_dist, longest) / longest
+    code_known = (inv_side.code_len[inv] > 0) & (led_side.code_len[led] > 0)
+    k = np.flatnonzero(code_known)
+    code_dist = np.zeros(len(inv), dtype=np.int64)
+    code_dist[k] = _strings_distance(inv_side.code[inv[k]].tolist(), led_side.code[led[k]].tolist(), workers)
+    # amounts
+    total_both = inv_side.total_known[inv] & led_side.total_known[led]
+    excl_both = inv_side.excl_known[inv] & led_side.excl_known[led]
+    total_ok = np.abs(inv_side.total[inv] - led_side.total[led]) <= tol
+    excl_ok = np.abs(inv_side.excl[inv] - led_side.excl[led]) <= tol
+    amount_known = total_both | excl_both
+    amount_ok = np.where(total_both, total_ok, excl_both & excl_ok)
+    # dates
+    date_known = inv_side.date_known[inv] & led_side.date_known[led]
+    delta = np.abs(inv_side.date[inv] - led_side.date[led])
+    date_ok = date_known & (delta <= options.date_window_days)
+    date_sim = np.where(date_ok, 1.0, np.clip(1.0 - delta / 31.0, 0.0, 1.0))
+    # seller
+    name_known = (inv_side.name_len[inv] > 0) & (led_side.name_len[led] > 0)
+    name_sim = np.zeros(len(inv))
+    k = np.flatnonzero(name_known)
+    if len(k):
+        name_sim[k] = process.cpdist(
+            inv_side.name[inv[k]].tolist(), led_side.name[led[k]].tolist(), scorer=fuzz.ratio, workers=workers
+        )
+    tax_known = (inv_side.tax_id[inv] > 0) & (led_side.tax_id[led] > 0)
+    tax_equal = tax_known & (inv_side.tax_id[inv] == led_side.tax_id[led])
+    seller_known = name_known | tax_known
+    seller_ok = tax_equal | (name_known & (name_sim >= options.name_threshold))
+    seller_sim = np.maximum(name_sim / 100.0, tax_equal.astype(float))
+    # score: weighted agreement over the features both sides have
+    weights = (
+        WEIGHTS["number"] * number_known,
+        WEIGHTS["amount"] * amount_known,
+        WEIGHTS["date"] * date_known,
+        WEIGHTS["seller"] * seller_known,
+    )
+    sims = (number_sim, amount_ok.astype(float), date_sim, seller_sim)
+    total_weight = sum(weights)
+    score = np.where(
+        total_weight > 0,
+        sum(w * s for w, s in zip(weights, sims, strict=True)) / np.maximum(total_weight, 1e-9),
+        0.0,
+    )
+    # acceptance: two independent agreements, never a single coincidence
+    max_dist = np.where(longest >= 8, 2, 1)
+    close = number_known & (number_dist <= max_dist)
+    code_far = code_known & (code_dist > 2)
+    by_number = close & amount_ok & ~code_far & ((number_dist <= 1) | date_ok | seller_ok)
+    by_number_other_code = number_known & (number_dist == 0) & amount_ok & date_ok
+    without_number = ~number_known & amount_ok & date_ok & seller_ok
+    without_amount = close & (number_dist <= 1) & ~amount_known & date_ok & seller_ok
+    accepted = by_number | by_number_other_code | without_number | without_amount
+    return _Pairs(inv.astype(np.int64), led.astype(np.int64), score, accepted, number_dist)
+
+
+def _expand_ranges(
+    owners: np.ndarray, lo: np.ndarray, hi: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (owners[k], values[j]) for every j in [lo[k], hi[k]), without a Python loop."""
+    counts = np.maximum(hi - lo, 0)
+    total = int(counts.sum())
+    if total == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    starts = np.repeat(lo, counts)
+    offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(owners, counts), values[starts + offsets]
+
+
+PAIR_CHUNK = 1_000_000
+
+
+def _amount_block_pairs(
+    inv_side: _Side, led_side: _Side, inv_pool: np.ndarray, led_pool: np.ndarray, options: ReconcileOptions
+) -> list[_Pairs]:
+    """Block on amounts: pairs whose totals (or amounts excl. tax) agree within the tolerance."""
+    tol = float(options.amount_tolerance) * 100 + 1e-6
+    out: list[_Pairs] = []
+    for values, known in (("total", "total_known"), ("excl", "excl_known")):
+        inv_sel = inv_pool[getattr(inv_side, known)[inv_pool]]
+        led_sel = led_pool[getattr(led_side, known)[led_pool]]
+        if not len(inv_sel) or not len(led_sel):
+            continue
+        led_values = getattr(led_side, values)[led_sel]
+        order = np.argsort(led_values, kind="stable")
+        sorted_values, sorted_rows = led_values[order], led_sel[order]
+        inv_values = getattr(inv_side, values)[inv_sel]
+        lo = np.searchsorted(sorted_values, inv_values - tol, side="left")
+        hi = np.searchsorted(sorted_values, inv_values + tol, side="right")
+        # chunks of invoices so that a block of a very common amount cannot blow up memory
+        counts = hi - lo
+        start = 0
+        while start < len(inv_sel):
+            reach = np.cumsum(counts[start:])
+            stop = start + max(1, int(np.searchsorted(reach, PAIR_CHUNK, side="right")))
+            inv, led = _expand_ranges(inv_sel[start:stop], lo[start:stop], hi[start:stop], sorted_rows)
+            pairs = _evaluate(inv_side, led_side, inv, led, options)
+            out.append(pairs.take(pairs.worth_keeping()))
+            start = stop
+    return out
+
+
+MIN_BLOCK_NUMBER = 6
+CDIST_CELLS = 16_000_000
+
+
+def _number_block_pairs(
+    inv_side: _Side, led_side: _Side, inv_pool: np.ndarray, led_pool: np.ndarray, options: ReconcileOptions
+) -> list[_Pairs]:
+    """Block on number length (±1); inside a block, ``process.cdist`` finds numbers within two edits."""
+    out: list[_Pairs] = []
+    inv_pool = inv_pool[inv_side.number_len[inv_pool] >= MIN_BLOCK_NUMBER]
+    led_pool = led_pool[led_side.number_len[led_pool] >= MIN_BLOCK_NUMBER - 1]
+    for length in np.unique(inv_side.number_len[inv_pool]).tolist():
+        inv_block = inv_pool[inv_side.number_len[inv_pool] == length]
+        led_lengths = led_side.number_len[led_pool]
+        led_block = led_pool[(led_lengths >= length - 1) & (led_lengths <= length + 1)]
+        if not len(led_block):
+            continue
+        cutoff = 2 if length >= 8 else 1
+        choices = led_side.number[led_block].tolist()
+        step = max(1, CDIST_CELLS // len(led_block))
+        for start in range(0, len(inv_block), step):
+            chunk = inv_block[start : start + step]
+            matrix = process.cdist(
+                inv_side.number[chunk].tolist(),
+                choices,
+                scorer=OSA.distance,
+                score_cutoff=cutoff,
+                dtype=np.uint8,
+                workers=options.workers,
+            )
+            rows, cols = np.nonzero(matrix <= cutoff)
+            pairs = _evaluate(inv_side, led_side, chunk[rows], led_block[cols], options)
+            out.append(pairs.take(pairs.worth_keeping()))
+    return out
+
+
+def _unique_pairs(pairs: _Pairs, n_ledger: int) -> _Pairs:
+    if not len(pairs.inv):
+        return pairs
+    keys = pairs.inv * max(n_ledger, 1) + pairs.led
+    _, first = np.unique(keys, return_index=True)
+    return pairs.take(np.sort(first))
+
+
+# ---- comparing a matched pair -------------------------------------------------------------------------
+
+
+def _show(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def compared_fields(ledger: Sequence[LedgerRow]) -> tuple[str, ...]:
+    """The fields the ledger has at all (a column with at least one value)."""
+    return tuple(name for name in FIELDS if any(getattr(row, name) is not None for row in ledger))
+
+
+def _compare(
+    invoice: InvoiceRecord, row: LedgerRow, fields: Sequence[str], options: ReconcileOptions
+) -> tuple[list[Difference], list[tuple[str, str]]]:
+    """Differences, and notes (en, zh) on values that agree only within a tolerance or normalisation.
+
+    A value missing from the invoice (not printed, not read) is no difference; a value the ledger
+    has a column for but left empty is.
+    """
+    differences: list[Difference] = []
+    notes: list[tuple[str, str]] = []
+    for name in fields:
+        inv_value, led_value = invoice.value(name), row.value(name)
+        if inv_value is None:
+            continue
+        en, zh = FIELD_LABELS[name]
+        same = False
+        if led_value is None:
+            same = False
+        elif name in AMOUNT_FIELDS:
+            gap = abs(inv_value - led_value)
+            same = gap <= options.amount_tolerance
+            if same and gap:
+                notes.append(
+                    (
+                        f"{en} differs by {gap:.2f}, within the {options.amount_tolerance} tolerance",
+                        f"{zh}相差 {gap:.2f}，在容差 {options.amount_tolerance} 以内",
+                    )
+                )
+        elif name == "issue_date":
+            gap_days = abs((inv_value - led_value).days)
+            same = gap_days <= options.date_window_days
+            if same and gap_days:
+                notes.append(
+                    (
+                        f"dates are {gap_days} days apart (window {options.date_window_days})",
+                        f"日期相差 {gap_days} 天（窗口内）",
+                    )
+                )
+        elif name in ("seller_name", "buyer_name"):
+            same = normalize_name(inv_value) == normalize_name(led_value)
+        else:
+            same = canonical_id(inv_value) == canonical_id(led_value)
+            if same and _plain(inv_value) != _plain(led_value):
+                notes.append(
+                    (
+                        f"{en} is {led_value} in the ledger and {inv_value} on the invoice: the same up to "
+                        "look-alike characters (0/O, 1/I, 8/B)",
+                        f"{zh}台账为 {led_value}，发票为 {inv_value}：仅易混字符不同（0/O、1/I、8/B）",
+                    )
+                )
+        if not same:
+            differences.append(Difference(name, _show(name, inv_value), _show(name, led_value)))
+    return differences, notes
+
+
+def _plain(value: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", value).split()).upper()
+
+
+# ---- reasons ---------------------------------------------------------------------------------------
+
+
+def _row_summary(row: LedgerRow, zh: bool) -> str:
+    return _row_summaries(row)[1 if zh else 0]
+
+
+def _money(value: Decimal) -> str:
+    text = str(value)  # ledger amounts are already quantized to the fen: str() is the fast way
+    return text if value.as_tuple().exponent == -2 else f"{value:.2f}"
+
+
+def _row_summaries(row: LedgerRow) -> tuple[str, str]:
+    """A short description of a ledger row, in English and in Chinese."""
+    en: list[str] = []
+    zh: list[str] = []
+    if row.invoice_number:
+        en.append("invoice " + row.invoice_number)
+        zh.append("发票 " + row.invoice_number)
+    if row.issue_date:
+        day = row.issue_date.isoformat()
+        en.append(day)
+        zh.append(day)
+    total = _total(row.amount_excl_tax, row.tax_amount, row.total_amount)
+    if total is not None:
+        en.append("total " + _money(total))
+        zh.append("价税合计 " + _money(total))
+    elif row.amount_excl_tax is not None:
+        en.append("amount " + _money(row.amount_excl_tax))
+        zh.append("金额 " + _money(row.amount_excl_tax))
+    if row.seller_name:
+        en.append(row.seller_name)
+        zh.append(row.seller_name)
+    return ", ".join(en), "，".join(zh)
+
+
+def _invoice_label(invoice: InvoiceRecord) -> str:
+    return f"{invoice.source_name} ({invoice.document_id[:12]})"
+
+
+# A scanned-twice reason names the scan reconciled instead; ``rematch_document`` reads it back.
+SCANNED_TWICE_EN = "Scanned twice: the same invoice as "
+SCANNED_TWICE_TAIL_EN = ", which is the scan reconciled"
+
+
+def _with_notes(text: tuple[str, str], notes: list[tuple[str, str]]) -> tuple[str, str]:
+    if not notes:
+        return text
+    return (
+        text[0] + " Note: " + "; ".join(n[0] for n in notes) + ".",
+        text[1] + "注：" + "；".join(n[1] for n in notes) + "。",
+    )
+
+
+def _matched_reason(row: LedgerRow, differences: list[Difference], by_number: bool) -> tuple[str, str]:
+    n = row.row_number
+    how_en = "" if by_number else " by amount, date and seller (the invoice number could not be compared)"
+    how_zh = "" if by_number else "（按金额、日期和销售方找到，发票号码无法比对）"
+    if not differences:
+        return (
+            f"In the ledger at row {n}{how_en}; every compared field agrees.",
+            f"已在台账第{n}行找到{how_zh}，各项一致。",
+        )
+    return (
+        f"In the ledger at row {n}{how_en}, but {len(differences)} field(s) differ: "
+        + "; ".join(d.describe() for d in differences)
+        + ".",
+        f"已在台账第{n}行找到{how_zh}，但有{len(differences)}项不一致："
+        + "；".join(d.describe(zh=True) for d in differences)
+        + "。",
+    )
+
+
+def _hint(
+    row: LedgerRow | None, invoice: InvoiceRecord | None, differences: list[Difference]
+) -> tuple[str, str]:
+    """Name the closest counterpart when it is close enough to help: the same number, or a different
+    number with the same amount and at most one other difference (the three amounts count as one)."""
+    kinds = {"amount" if d.field in AMOUNT_FIELDS else d.field for d in differences}
+    if not differences or ("invoice_number" in kinds and ("amount" in kinds or len(kinds) > 2)):
+        return "", ""
+    en = ", ".join(FIELD_LABELS[d.field][0] for d in differences)
+    zh = "、".join(FIELD_LABELS[d.field][1] for d in differences)
+    if row is not None:
+        return (
+            f" The closest ledger row is {row.row_number} ({_row_summary(row, False)}), which differs in: {en}.",
+            f"最接近的是台账第{row.row_number}行（{_row_summary(row, True)}），不一致项：{zh}。",
+        )
+    assert invoice is not None
+    return (
+        f" The closest scanned invoice is {_invoice_label(invoice)}, which differs in: {en}.",
+        f"最接近的已扫描发票是 {_invoice_label(invoice)}，不一致项：{zh}。",
+    )
+
+
+# ---- the reconciliation --------------------------------------------------------------------------------
+
+
+def _in_period(when: date | None, start: date | None, end: date | None) -> bool:
+    return when is None or ((start is None or when >= start) and (end is None or when <= end))
+
+
+def _priority(invoice: InvoiceRecord) -> tuple[int, int, float, str]:
+    """Which of several scans of one invoice is reconciled: ok first, fewest review fields, earliest."""
+    return (invoice.status != "ok", len(invoice.review_fields), invoice.ingested_at, invoice.document_id)
+
+
+def _strong_key(code: str, number: str) -> bool:
+    """A key that names one invoice on its own: with its code, or a 20-digit 全电 number."""
+    return bool(code) or len(number) >= 20
+
+
+class _Matcher:
+    def __init__(
+        self, invoices: Sequence[InvoiceRecord], ledger: Sequence[LedgerRow], options: ReconcileOptions
+    ) -> None:
+        self.invoices = list(invoices)
+        self.ledger = list(ledger)
+        self.options = options
+        tax_ids: dict[str, int] = {}
+        self.inv = _Side.build(self.invoices, tax_ids)
+        self.led = _Side.build(self.ledger, tax_ids)
+        self.fields = compared_fields(self.ledger)
+        self.tol_fen = float(options.amount_tolerance) * 100 + 1e-6
+        n, m = len(self.invoices), len(self.ledger)
+        self.inv_to_row = np.full(n, -1, dtype=np.int64)
+        self.row_to_inv = np.full(m, -1, dtype=np.int64)
+        self.scan_of = np.full(n, -1, dtype=np.int64)  # duplicate scan -> the invoice reconciled instead
+        self.booking_of = np.full(m, -1, dtype=np.int64)  # duplicate row -> the row it repeats
+        self.score = np.zeros(n)
+        self.by_number = np.ones(n, dtype=bool)
+        self.pairs = _Pairs.empty()
+
+    # -- helpers
+    def _amounts_agree(self, i_side: _Side, a: int, j_side: _Side, b: int) -> bool:
+        if i_side.total_known[a] and j_side.total_known[b]:
+            return bool(abs(i_side.total[a] - j_side.total[b]) <= self.tol_fen)
+        if i_side.excl_known[a] and j_side.excl_known[b]:
+            return bool(abs(i_side.excl[a] - j_side.excl[b]) <= self.tol_fen)
+        return True
+
+    def _dates_agree(self, i_side: _Side, a: int, j_side: _Side, b: int) -> bool:
+        if i_side.date_known[a] and j_side.date_known[b]:
+            return bool(abs(i_side.date[a] - j_side.date[b]) <= self.options.date_window_days)
+        return True
+
+    def _same_seller(self, a: int, b: int) -> bool:
+        """Two ledger rows from one seller (a seller never issues one number twice)."""
+        if self.led.tax_id[a] > 0 and self.led.tax_id[b] > 0:
+            return bool(self.led.tax_id[a] == self.led.tax_id[b])
+        return bool(self.led.name[a]) and self.led.name[a] == self.led.name[b]
+
+    # -- 1. scanned twice / booked twice
+    def group_scans(self) -> None:
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, number in enumerate(self.inv.number):
+            if number:
+                groups[number].append(i)
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            members.sort(key=lambda i: _priority(self.invoices[i]))
+            clusters: list[list[int]] = []
+            for i in members:
+                for cluster in clusters:
+                    head = cluster[0]
+                    code_a, code_b = self.inv.code[head], self.inv.code[i]
+                    if code_a and code_b and code_a != code_b:
+                        continue
+                    # code + number (or a 20-digit number) is one invoice, whatever else OCR read;
+                    # a short number alone needs the amount and date to agree as well
+                    if _strong_key(code_a and code_b, self.inv.number[i]) or (
+                        self._amounts_agree(self.inv, head, self.inv, i)
+                        and self._dates_agree(self.inv, head, self.inv, i)
+                    ):
+                        cluster.append(i)
+                        break
+                else:
+                    clusters.append([i])
+            for cluster in clusters:
+                for i in cluster[1:]:
+                    self.scan_of[i] = cluster[0]
+
+    def group_bookings(self) -> None:
+        groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for r, (code, number) in enumerate(zip(self.led.code, self.led.number, strict=True)):
+            if number:
+                groups[(code, number)].append(r)
+        for (code, number), members in groups.items():
+            if len(members) < 2:
+                continue
+            heads: list[int] = []
+            for r in members:
+                for head in heads:
+                    if (
+                        _strong_key(code, number)
+                        or self._amounts_agree(self.led, head, self.led, r)
+                        or self._same_seller(head, r)
+                    ):
+                        self.booking_of[r] = head
+                        break
+                else:
+                    heads.append(r)
+
+    # -- 2. exact key
+    def _assign(self, i: int, r: int, score: float, by_number: bool = True) -> None:
+        self.inv_to_row[i] = r
+        self.row_to_inv[r] = i
+        self.score[i] = score
+        self.by_number[i] = by_number
+
+    def match_exact(self) -> None:
+        free_rows = (self.booking_of < 0) & (self.row_to_inv < 0)
+        by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
+        by_number: dict[str, list[int]] = defaultdict(list)
+        for r in np.flatnonzero(free_rows).tolist():
+            number = self.led.number[r]
+            if number:
+                by_key[(self.led.code[r], number)].append(r)
+                by_number[number].append(r)
+        todo = [i for i in range(len(self.invoices)) if self.scan_of[i] < 0 and self.inv.number[i]]
+        for strict in (True, False):
+            for i in todo:
+                if self.inv_to_row[i] >= 0:
+                    continue
+                code, number = self.inv.code[i], self.inv.number[i]
+                if strict:
+                    rows = by_key.get((code, number), [])
+                else:
+                    rows = [r for r in by_number.get(number, []) if not code or not self.led.code[r]]
+                rows = [r for r in rows if self.row_to_inv[r] < 0]
+                if not rows:
+                    continue
+                r = rows[0]
+                if len(rows) > 1:
+                    pairs = _evaluate(self.inv, self.led, np.full(len(rows), i), np.array(rows), self.options)
+                    r = rows[int(np.argmax(pairs.score))]
+                weak = not _strong_key(code or self.led.code[r], number)
+                if weak and not self._corroborated(i, r):
+                    continue  # a short number alone is not proof: leave it to the fuzzy stage
+                self._assign(i, r, 1.0 if strict else 0.99)
+
+    def _corroborated(self, i: int, r: int) -> bool:
+        amount = (self.inv.total_known[i] and self.led.total_known[r]) or (
+            self.inv.excl_known[i] and self.led.excl_known[r]
+        )
+        if amount and self._amounts_agree(self.inv, i, self.led, r):
+            return True
+        if self.inv.date_known[i] and self.led.date_known[r] and self._dates_agree(self.inv, i, self.led, r):
+            return True
+        return bool(self.inv.tax_id[i] > 0 and self.inv.tax_id[i] == self.led.tax_id[r])
+
+    # -- 3. fuzzy
+    def match_fuzzy(self) -> None:
+        inv_pool = np.flatnonzero((self.inv_to_row < 0) & (self.scan_of < 0))
+        led_pool = np.flatnonzero((self.row_to_inv < 0) & (self.booking_of < 0))
+        if not len(inv_pool) or not len(led_pool):
+            return
+        started = time.perf_counter()
+        parts = _amount_block_pairs(self.inv, self.led, inv_pool, led_pool, self.options)
+        parts += _number_block_pairs(self.inv, self.led, inv_pool, led_pool, self.options)
+        self.pairs = _unique_pairs(_Pairs.concat(parts), len(self.ledger))
+        self.pairs.accepted &= ~self._in_a_series(self.pairs)
+        accepted = self.pairs.take(self.pairs.accepted)
+        order = np.lexsort((accepted.led, accepted.inv, -accepted.score))
+        for k in order.tolist():
+            i, r = int(accepted.inv[k]), int(accepted.led[k])
+            if self.inv_to_row[i] < 0 and self.row_to_inv[r] < 0:
+                self._assign(i, r, float(accepted.score[k]), by_number=bool(accepted.number_dist[k] < 99))
+        log.debug(
+            "fuzzy stage: %d invoices x %d rows, %d candidate pairs, %d accepted, %.2fs",
+            len(inv_pool),
+            len(led_pool),
+            len(self.pairs.inv),
+            len(accepted.inv),
+            time.perf_counter() - started,
+        )
+
+    def _in_a_series(self, pairs: _Pairs) -> np.ndarray:
+        """Accepted pairs whose numbers differ, where another invoice (or row) with the same total has a
+        number just as close: a series of equal invoices (fuel, tolls, fixed fees) rather than a typo.
+        Those are not matched on a guess; each side keeps a hint instead."""
+        doubtful = np.flatnonzero(pairs.accepted & (pairs.number_dist >= 1) & (pairs.number_dist < 99))
+        series = np.zeros(len(pairs.inv), dtype=bool)
+        if not len(doubtful):
+            return series
+        workers = self.options.workers
+        for own, other_side, own_side, others_pool, partner in (
+            (pairs.led[doubtful], self.inv, self.led, np.flatnonzero(self.scan_of < 0), pairs.inv[doubtful]),
+            (
+                pairs.inv[doubtful],
+                self.led,
+                self.inv,
+                np.flatnonzero(self.booking_of < 0),
+                pairs.led[doubtful],
+            ),
+        ):
+            others = others_pool[
+                other_side.total_known[others_pool] & (other_side.number_len[others_pool] > 0)
+            ]
+            values = other_side.total[others]
+            order = np.argsort(values, kind="stable")
+            sorted_values, sorted_others = values[order], others[order]
+            known = own_side.total_known[own]
+            lo = np.searchsorted(sorted_values, own_side.total[own] - self.tol_fen, side="left")
+            hi = np.searchsorted(sorted_values, own_side.total[own] + self.tol_fen, side="right")
+            hi = np.where(known, hi, lo)
+            slot, neighbour = _expand_ranges(np.arange(len(own)), lo, hi, sorted_others)
+            keep = neighbour != partner[slot]
+            slot, neighbour = slot[keep], neighbour[keep]
+            if not len(slot):
+                continue
+            dist = _strings_distance(
+                own_side.number[own[slot]].tolist(), other_side.number[neighbour].tolist(), workers
+            )
+            near = slot[dist <= 2]
+            series[doubtful[np.unique(near)]] = True
+        if series.any():
+            log.debug("%d fuzzy pairs left unmatched: part of a series of equal invoices", int(series.sum()))
+        return series
+
+    # -- 4. what is left
+    def late_duplicates(self) -> None:
+        """Unclaimed invoices whose accepted row went to another scan of them (the number was unsure);
+        unclaimed rows that repeat a claimed row's number (one with a code, one without)."""
+        accepted = self.pairs.take(self.pairs.accepted)
+        for i, r in zip(accepted.inv.tolist(), accepted.led.tolist(), strict=True):
+            if self.inv_to_row[i] >= 0 or self.scan_of[i] >= 0:
+                continue
+            j = int(self.row_to_inv[r])
+            if j < 0 or j == i:
+                continue
+            unsure = not self.inv.number[i] or "invoice_number" in self.invoices[i].review_fields
+            unsure |= "invoice_number" in self.invoices[j].review_fields
+            if (
+                unsure
+                and self._amounts_agree(self.inv, i, self.inv, j)
+                and self._dates_agree(self.inv, i, self.inv, j)
+            ):
+                self.scan_of[i] = j
+        claimed: dict[str, list[int]] = defaultdict(list)
+        for r in np.flatnonzero(self.row_to_inv >= 0).tolist():
+            if self.led.number[r]:
+                claimed[self.led.number[r]].append(r)
+        for r in np.flatnonzero((self.row_to_inv < 0) & (self.booking_of < 0)).tolist():
+            for other in claimed.get(self.led.number[r], []) if self.led.number[r] else []:
+                codes = {self.led.code[r], self.led.code[other]} - {""}
+                if len(codes) <= 1 and (
+                    self._amounts_agree(self.led, other, self.led, r) or self._same_seller(other, r)
+                ):
+                    self.booking_of[r] = other
+                    break
+
+    def _closest(self) -> tuple[dict[int, int], dict[int, int]]:
+        """For hints: the best-scoring candidate row of each invoice, and invoice of each row."""
+        pairs = self.pairs
+        if not len(pairs.inv):
+            return {}, {}
+        order = np.lexsort((pairs.led, pairs.inv, -pairs.score))
+        invs, first = np.unique(pairs.inv[order], return_index=True)
+        best_row = dict(zip(invs.tolist(), pairs.led[order][first].tolist(), strict=True))
+        order = np.lexsort((pairs.inv, pairs.led, -pairs.score))
+        rows, first = np.unique(pairs.led[order], return_index=True)
+        best_inv = dict(zip(rows.tolist(), pairs.inv[order][first].tolist(), strict=True))
+        return best_row, best_inv
+
+    # -- 5. entries
+    def entries(self, report_rows: np.ndarray) -> list[Entry]:
+        best_row, best_inv = self._closest()
+        bookings: dict[int, list[int]] = defaultdict(list)
+        for r in np.flatnonzero(self.booking_of >= 0).tolist():
+            bookings[int(self.booking_of[r])].append(r)
+        out: list[Entry] = []
+        for i, invoice in enumerate(self.invoices):
+            if self.scan_of[i] >= 0:
+                continue
+            r = int(self.inv_to_row[i])
+            if r < 0:
+                out.append(self._not_in_ledger(invoice, best_row.get(i)))
+                continue
+            group = [r, *bookings.get(r, [])]
+            if len(group) > 1:
+                # booked twice: the row that agrees best is the match, the others repeat it
+                scores = [len(_compare(invoice, self.ledger[g], self.fields, self.options)[0]) for g in group]
+                head = group[int(np.argmin(scores))]
+                for g in group:
+                    self.booking_of[g] = head if g != head else -1
+                self.row_to_inv[r] = -1
+                r = head
+                self._assign(i, r, float(self.score[i]), bool(self.by_number[i]))
+            out.append(self._matched(i, r, [g for g in group if g != r]))
+        for i, invoice in enumerate(self.invoices):
+            if self.scan_of[i] >= 0:
+                out.append(self._scanned_twice(invoice, int(self.scan_of[i])))
+        for r, row in enumerate(self.ledger):
+            if self.row_to_inv[r] >= 0 and self.booking_of[r] < 0:
+                continue
+            if not report_rows[r] and self.booking_of[r] < 0:
+                continue
+            if self.booking_of[r] >= 0:
+                out.append(self._booked_twice(row, int(self.booking_of[r])))
+            else:
+                out.append(self._no_invoice(row, best_inv.get(r)))
+        return out
+
+    def _matched(self, i: int, r: int, repeats: list[int]) -> Entry:
+        invoice, row = self.invoices[i], self.ledger[r]
+        differences, notes = _compare(invoice, row, self.fields, self.options)
+        score = round(float(self.score[i]), 4)
+        if repeats:
+            rows = sorted([row.row_number, *(self.ledger[g].row_number for g in repeats)])
+            listed = ", ".join(str(n) for n in rows[:-1]) + f" and {rows[-1]}"
+            listed_zh = "、".join(str(n) for n in rows)
+            en = f"Booked twice in the ledger: rows {listed} all record this invoice (matched to row {row.row_number})."
+            zh = f"台账重复登记：第{listed_zh}行都登记了这张发票（以第{row.row_number}行为准）。"
+            if differences:
+                en += " Differences: " + "; ".join(d.describe() for d in differences) + "."
+                zh += "差异：" + "；".join(d.describe(zh=True) for d in differences) + "。"
+            return Entry(
+                Outcome.DUPLICATE,
+                invoice,
+                row,
+                score,
+                differences,
+                en,
+                zh,
+                related_rows=tuple(self.ledger[g].row_number for g in repeats),
+            )
+        outcome = Outcome.MATCHED_WITH_DIFFERENCES if differences else Outcome.MATCHED
+        en, zh = _with_notes(_matched_reason(row, differences, bool(self.by_number[i])), notes)
+        return Entry(outcome, invoice, row, score, differences, en, zh)
+
+    def _not_in_ledger(self, invoice: InvoiceRecord, closest: int | None) -> Entry:
+        number = invoice.invoice_number
+        if number:
+            code = f" (code {invoice.invoice_code})" if invoice.invoice_code else ""
+            code_zh = f"（代码 {invoice.invoice_code}）" if invoice.invoice_code else ""
+            en = f"Not in the ledger: no row has invoice number {number}{code}, and none has the same amount, date and seller."
+            zh = f"台账中没有这张发票：没有发票号码为 {number}{code_zh} 的记录，也没有金额、日期和销售方都相同的记录。"
+        else:
+            en = "Not in the ledger: no row has the same amount, date and seller (the invoice number was not read)."
+            zh = "台账中没有这张发票：没有金额、日期和销售方都相同的记录（发票号码未识别）。"
+        if closest is not None:
+            row = self.ledger[closest]
+            hint = _hint(row, None, _compare(invoice, row, self.fields, self.options)[0])
+            en, zh = en + hint[0], zh + hint[1]
+            other = int(self.row_to_inv[closest])
+            if other >= 0 and hint[0]:
+                label = _invoice_label(self.invoices[other])
+                en += f" That row is matched to {label}."
+                zh += f"该行已与 {label} 匹配。"
+        return Entry(Outcome.NOT_IN_LEDGER, invoice, None, 0.0, [], en, zh)
+
+    def _scanned_twice(self, invoice: InvoiceRecord, primary: int) -> Entry:
+        other = self.invoices[primary]
+        r = int(self.inv_to_row[primary])
+        row = self.ledger[r] if r >= 0 else None
+        state_en = f"matched to ledger row {row.row_number}" if row else "not in the ledger"
+        state_zh = f"对应台账第{row.row_number}行" if row else "台账中没有"
+        en = f"{SCANNED_TWICE_EN}{_invoice_label(other)}{SCANNED_TWICE_TAIL_EN} ({state_en})."
+        zh = f"重复扫描：与 {_invoice_label(other)} 是同一张发票，以该文档为准核对（{state_zh}）。"
+        return Entry(Outcome.DUPLICATE, invoice, row, 1.0, [], en, zh, related_document=other.document_id)
+
+    def _booked_twice(self, row: LedgerRow, head: int) -> Entry:
+        first = self.ledger[head]
+        what = row.invoice_number or _row_summary(row, False)
+        en = (
+            f"Row {row.row_number} records the same invoice ({what}) as row {first.row_number}: booked twice."
+        )
+        zh = f"第{row.row_number}行与第{first.row_number}行登记的是同一张发票（{row.invoice_number or _row_summary(row, True)}）：重复登记。"
+        return Entry(Outcome.DUPLICATE, None, row, 1.0, [], en, zh, related_rows=(first.row_number,))
+
+    def _no_invoice(self, row: LedgerRow, closest: int | None) -> Entry:
+        summary_en, summary_zh = _row_summaries(row)
+        en = f"No scanned invoice for ledger row {row.row_number} ({summary_en})."
+        zh = f"台账第{row.row_number}行（{summary_zh}）没有对应的已扫描发票。"
+        if closest is not None:
+            invoice = self.invoices[closest]
+            hint = _hint(None, invoice, _compare(invoice, row, self.fields, self.options)[0])
+            en, zh = en + hint[0], zh + hint[1]
+        return Entry(Outcome.NO_INVOICE_SCANNED, None, row, 0.0, [], en, zh)
+
+
+def reconcile(
+    invoices: Sequence[InvoiceRecord], ledger: Sequence[LedgerRow], options: ReconcileOptions | None = None
+) -> Reconciliation:
+    """Give every invoice (and every ledger row no invoice claims) an outcome and a reason."""
+    options = options or ReconcileOptions()
+    started = time.perf_counter()
+    start, end = options.date_from, options.date_to
+    window = timedelta(days=options.date_window_days)
+    kept_invoices = [inv for inv in invoices if _in_period(inv.issue_date, start, end)]
+    margin_start = start - window if start else None
+    margin_end = end + window if end else None
+    kept_rows = [row for row in ledger if _in_period(row.issue_date, margin_start, margin_end)]
+    report_rows = np.array([_in_period(row.issue_date, start, end) for row in kept_rows], dtype=bool)
+    matcher = _Matcher(kept_invoices, kept_rows, options)
+    matcher.group_scans()
+    matcher.group_bookings()
+    matcher.match_exact()
+    exact = int((matcher.inv_to_row >= 0).sum())
+    matcher.match_fuzzy()
+    matcher.late_duplicates()
+    entries = matcher.entries(report_rows)
+    order = list(Outcome)
+    entries.sort(
+        key=lambda e: (
+            order.index(e.outcome),
+            e.ledger_row.row_number if e.ledger_row else 1 << 40,
+            e.invoice.document_id if e.invoice else "",
+        )
+    )
+    result = Reconciliation(
+        entries, options, len(kept_invoices), len(kept_rows), time.perf_counter() - started
+    )
+    log.info(
+        "reconciled %d invoices with %d ledger rows in %.2fs (%d by exact key): %s",
+        len(kept_invoices),
+        len(kept_rows),
+        result.seconds,
+        exact,
+        result.counts(),
+    )
+    return result
+
+
+# ---- the index ---------------------------------------------------------------------------------------
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS reconciliation (
+    document_id TEXT,
+    ledger_row INTEGER,
+    outcome TEXT,
+    score REAL,
+    differences TEXT,
+    reason_en TEXT,
+    reason_zh TEXT,
+    reconciled_at REAL
+);
+CREATE INDEX IF NOT EXISTS reconciliation_document ON reconciliation (document_id);
+CREATE INDEX IF NOT EXISTS reconciliation_outcome ON reconciliation (outcome);
+CREATE TABLE IF NOT EXISTS ledger_rows (
+    row_number INTEGER PRIMARY KEY,
+    ledger_file TEXT NOT NULL,
+    invoice_code TEXT,
+    invoice_number TEXT,
+    issue_date TEXT,
+    amount_excl_tax TEXT,
+    tax_amount TEXT,
+    total_amount TEXT,
+    seller_name TEXT,
+    seller_tax_id TEXT,
+    buyer_name TEXT,
+    buyer_tax_id TEXT,
+    raw TEXT NOT NULL,
+    imported_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reconciliation_options (
+    options TEXT NOT NULL,
+    reconciled_at REAL NOT NULL
+);
+"""
+
+
+def _record(entry: Entry, now: float) -> tuple[Any, ...]:
+    """One ``reconciliation`` row."""
+    return (
+        entry.invoice.document_id if entry.invoice else None,
+        entry.ledger_row.row_number if entry.ledger_row else None,
+        str(entry.outcome),
+        entry.score,
+        json.dumps([d.to_dict() for d in entry.differences], ensure_ascii=False),
+        entry.reason_en,
+        entry.reason_zh,
+        now,
+    )
+
+
+def _options_json(options: ReconcileOptions) -> str:
+    return json.dumps(
+        {
+            "amount_tolerance": str(options.amount_tolerance),
+            "date_window_days": options.date_window_days,
+            "date_from": options.date_from.isoformat() if options.date_from else None,
+            "date_to": options.date_to.isoformat() if options.date_to else None,
+            "name_threshold": options.name_threshold,
+            "workers": options.workers,
+        }
+    )
+
+
+def _options_from_json(text: str) -> ReconcileOptions:
+    data = json.loads(text)
+    defaults = ReconcileOptions()
+    day_from, day_to = data.get("date_from"), data.get("date_to")
+    return ReconcileOptions(
+        amount_tolerance=Decimal(str(data.get("amount_tolerance", defaults.amount_tolerance))),
+        date_window_days=int(data.get("date_window_days", defaults.date_window_days)),
+        date_from=date.fromisoformat(day_from) if day_from else None,
+        date_to=date.fromisoformat(day_to) if day_to else None,
+        name_threshold=float(data.get("name_threshold", defaults.name_threshold)),
+        workers=int(data.get("workers", defaults.workers)),
+    )
+
+
+def save_outcomes(db_path: Path, result: Reconciliation, ledger: LedgerImport | None = None) -> int:
+    """Replace the previous outcomes (and ledger rows) in the index database; returns rows written.
+
+    The run's options are kept too (``load_options``), for ``rematch_document`` to match the same way.
+    """
+    now = time.time()
+    records = [_record(entry, now) for entry in result.entries]
+    try:
+        db = sqlite3.connect(db_path, timeout=30)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open the index {db_path}: {exc}") from exc
+    try:
+        with db:
+            db.executescript(SCHEMA)
+            db.execute("DELETE FROM reconciliation")
+            db.executemany("INSERT INTO reconciliation VALUES (?, ?, ?, ?, ?, ?, ?, ?)", records)
+            db.execute("DELETE FROM reconciliation_options")
+            db.execute(
+                "INSERT INTO reconciliation_options VALUES (?, ?)", (_options_json(result.options), now)
+            )
+            if ledger is not None:
+                db.execute("DELETE FROM ledger_rows")
+                db.executemany(
+                    f"INSERT INTO ledger_rows VALUES (?, ?, {', '.join('?' for _ in FIELDS)}, ?, ?)",
+                    (
+                        (
+                            row.row_number,
+                            str(ledger.path),
+                            *(_show(name, row.value(name)) for name in FIELDS),
+                            json.dumps(row.raw, ensure_ascii=False),
+                            now,
+                        )
+                        for row in ledger.rows
+                    ),
+                )
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot write the reconciliation to {db_path}: {exc}") from exc
+    finally:
+        db.close()
+    return len(records)
+
+
+def load_outcomes(db_path: Path) -> list[dict[str, Any]]:
+    """The stored outcomes (for tests and tools); an index never reconciled gives an empty list."""
+    db = sqlite3.connect(db_path, timeout=30)
+    db.row_factory = sqlite3.Row
+    try:
+        rows = db.execute("SELECT * FROM reconciliation ORDER BY rowid").fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        db.close()
+    return [{**dict(row), "differences": json.loads(row["differences"] or "[]")} for row in rows]
+
+
+def _ledger_rows(db: sqlite3.Connection, with_raw: bool = True) -> list[LedgerRow]:
+    """The stored ledger rows; none (not an error) when no ledger was ever imported."""
+    columns = ", ".join(("row_number", *FIELDS, "raw" if with_raw else "NULL AS raw"))
+    try:
+        rows = db.execute(f"SELECT {columns} FROM ledger_rows ORDER BY row_number").fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        raise
+    out = []
+    for row in rows:
+        values: dict[str, Any] = {name: row[k] for k, name in enumerate(FIELDS, start=1)}
+        values["issue_date"] = as_date(values["issue_date"])
+        for name in AMOUNT_FIELDS:
+            values[name] = Decimal(values[name]) if values[name] is not None else None
+        raw = json.loads(row[-1]) if with_raw else {}
+        out.append(LedgerRow(row_number=row[0], raw=raw, **values))
+    return out
+
+
+def load_ledger_rows(db_path: Path) -> list[LedgerRow]:
+    """The ledger rows of the last run, as stored by ``save_outcomes`` (e.g. to re-match one invoice
+    after a review correction: ``reconcile([invoice], load_ledger_rows(path))``)."""
+    db = sqlite3.connect(db_path, timeout=30)
+    try:
+        return _ledger_rows(db)
+    finally:
+        db.close()
+
+
+def load_options(db_path: Path) -> ReconcileOptions | None:
+    """The options of the last run, if ``save_outcomes`` kept them (runs before it did: None)."""
+    db = sqlite3.connect(db_path, timeout=30)
+    try:
+        return _stored_options(db)
+    finally:
+        db.close()
+
+
+def _stored_options(db: sqlite3.Connection) -> ReconcileOptions | None:
+    try:
+        row = db.execute(
+            "SELECT options FROM reconciliation_options ORDER BY reconciled_at DESC LIMIT 1"
+        ).fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+    if row is None:
+        return None
+    try:
+        return _options_from_json(row[0])
+    except (ValueError, TypeError, ArithmeticError, AttributeError, InputError) as exc:
+        log.warning("the stored reconcile options cannot be read (%s): using the defaults", exc)
+        return None
+
+
+# ---- one invoice again, after a review correction ---------------------------------------------------------
+
+_CLAIMING = frozenset({str(Outcome.MATCHED), str(Outcome.MATCHED_WITH_DIFFERENCES), str(Outcome.DUPLICATE)})
+_SHOWN = frozenset({str(Outcome.MATCHED), str(Outcome.MATCHED_WITH_DIFFERENCES)})
+
+# The ledger's values the review tool shows beside an invoice's fields.
+LEDGER_VALUE_FIELDS = (
+    "invoice_code",
+    "invoice_number",
+    "issue_date",
+    "amount_excl_tax",
+    "tax_amount",
+    "total_amount",
+    "seller_name",
+    "seller_tax_id",
+    "buyer_name",
+)
+
+
+def _is_scanned_twice(outcome: str, reason_en: str | None) -> bool:
+    return outcome == Outcome.DUPLICATE and (reason_en or "").startswith(SCANNED_TWICE_EN)
+
+
+def _scan_of(reason_en: str | None, document_id: str) -> bool:
+    """A scanned-twice reason that names ``document_id`` as the scan reconciled instead."""
+    return f"({document_id[:12]}){SCANNED_TWICE_TAIL_EN}" in (reason_en or "")
+
+
+def _latest_outcomes(db: sqlite3.Connection) -> tuple[dict[str, list[sqlite3.Row]], list[sqlite3.Row]]:
+    """Each document's rows of its latest outcome, and the rows of lone ledger rows."""
+    rows = db.execute(
+        "SELECT document_id, ledger_row, outcome, reason_en, reconciled_at FROM reconciliation ORDER BY rowid"
+    ).fetchall()
+    by_document: dict[str, list[sqlite3.Row]] = defaultdict(list)
+    lone: list[sqlite3.Row] = []
+    for row in rows:
+        if row["document_id"] is None:
+            lone.append(row)
+        else:
+            by_document[row["document_id"]].append(row)
+    for document_id, found in by_document.items():
+        newest = max(row["reconciled_at"] or 0.0 for row in found)
+        by_document[document_id] = [row for row in found if (row["reconciled_at"] or 0.0) == newest]
+    return by_document, lone
+
+
+def _resolve(store: Store, document_id: str) -> dict[str, Any]:
+    matches = store.index.get(document_id)
+    if not matches:
+        raise NotFound(f"no document with id {document_id!r} in the store")
+    if len(matches) > 1:
+        raise NotFound(f"id prefix {document_id!r} is ambiguous: give more characters")
+    return matches[0]
+
+
+def _same_invoice_rows(store: Store, row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Other stored documents with this invoice's number (exactly, or in canonical form) and a code
+    that does not contradict it: scans of the same invoice, to be reconciled together."""
+    from pipeline.store.index import Query
+
+    number = str(row.get("invoice_number") or "").strip()
+    key = canonical_id(number)
+    if not key:
+        return []
+    code = canonical_id(row.get("invoice_code"))
+    out: dict[str, dict[str, Any]] = {}
+    for wanted in dict.fromkeys((number, key)):
+        for other in store.index.query(Query(number=wanted)):
+            other_code = canonical_id(other.get("invoice_code"))
+            if canonical_id(other.get("invoice_number")) == key and (
+                not code or not other_code or code == other_code
+            ):
+                out[other["document_id"]] = other
+    out.pop(row["document_id"], None)
+    return list(out.values())
+
+
+def rematch_document(store: Store, document_id: str) -> Entry | None:
+    """Match one invoice again, from its current index row (after a review correction).
+
+    Returns None, changing nothing, when no ledger was ever imported into the index. Otherwise the
+    invoice is reconciled with the options of the last run (defaults if none were kept) against the
+    ledger rows no other invoice claims in the latest outcomes: a row matched to another invoice
+    stays with it. Other scans of the same invoice (same number, or named as the scan reconciled in
+    a scanned-twice outcome of this one) are reconciled with it, so a duplicate scan is still found.
+    The invoice's outcome row (and those of its scans) is replaced; the ledger rows it now claims
+    lose their ``no_invoice_scanned`` row, and the rows it released get one again. Returns the new
+    outcome, or None when the invoice has none (not an invoice, or outside the run's period).
+    """
+    started = time.perf_counter()
+    db_path = Path(store.index.path)
+    try:
+        db = sqlite3.connect(db_path, timeout=30, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open the index {db_path}: {exc}") from exc
+    try:
+        try:
+            if not db.execute("SELECT 1 FROM ledger_rows LIMIT 1").fetchone():
+                return None
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise
+        index_row = _resolve(store, document_id)
+        document_id = str(index_row["document_id"])
+        db.row_factory = sqlite3.Row
+        db.execute("BEGIN IMMEDIATE")  # one re-match at a time: the claims read stay true until written
+        try:
+            entry = _rematch(store, db, index_row)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot re-match {document_id[:12]} in {db_path}: {exc}") from exc
+    finally:
+        db.close()
+    log.info(
+        "re-matched %s against the ledger in %.2fs: %s%s",
+        document_id[:12],
+        time.perf_counter() - started,
+        entry.outcome if entry else "no outcome",
+        f" (row {entry.ledger_row.row_number})" if entry and entry.ledger_row else "",
+    )
+    return entry
+
+
+def _rematch(store: Store, db: sqlite3.Connection, index_row: dict[str, Any]) -> Entry | None:
+    document_id = str(index_row["document_id"])
+    ledger = _ledger_rows(db, with_raw=False)
+    options = _stored_options(db) or ReconcileOptions()
+    outcomes, lone = _latest_outcomes(db)
+
+    # The invoices reconciled together: this one and its scans, old and new.
+    group: dict[str, dict[str, Any]] = {document_id: index_row}
+    for other in _same_invoice_rows(store, index_row):
+        group[other["document_id"]] = other
+    todo = list(group)
+    while todo:
+        primary = todo.pop()
+        for other_id, rows in outcomes.items():
+            if other_id in group or not any(
+                _is_scanned_twice(r["outcome"], r["reason_en"]) and _scan_of(r["reason_en"], primary)
+                for r in rows
+            ):
+                continue
+            found = store.index.get(other_id)
+            if len(found) == 1 and found[0]["document_id"] == other_id:
+                group[other_id] = found[0]
+                todo.append(other_id)
+
+    # Rows claimed by other invoices stay theirs (a scanned-twice outcome only points at its scan's row),
+    # and so do the rows that repeat them (booked twice).
+    claimed = {
+        int(r["ledger_row"])
+        for other_id, rows in outcomes.items()
+        if other_id not in group
+        for r in rows
+        if r["ledger_row"] is not None
+        and r["outcome"] in _CLAIMING
+        and not _is_scanned_twice(r["outcome"], r["reason_en"])
+    }
+    free = [row.row_number not in claimed for row in ledger]
+    if claimed and any(r["outcome"] == Outcome.DUPLICATE for r in lone):
+        bookings = _Matcher([], ledger, options)
+        bookings.group_bookings()
+        for k, head in enumerate(bookings.booking_of.tolist()):
+            if head >= 0 and not free[head]:
+                free[k] = False
+    pool = [row for row, keep in zip(ledger, free, strict=True) if keep]
+    pool_numbers = {row.row_number for row in pool}
+
+    result = reconcile(invoices_from_index(group[k] for k in sorted(group)), pool, options)
+
+    mine = [e for e in result.entries if e.invoice is not None]
+    touched = {
+        int(r["ledger_row"])
+        for rows in (outcomes.get(k, []) for k in group)
+        for r in rows
+        if r["ledger_row"] is not None
+    }
+    for e in mine:
+        if e.ledger_row is not None:
+            touched.add(e.ledger_row.row_number)
+        touched.update(e.related_rows)
+    touched &= pool_numbers
+    rows_out = [
+        e for e in result.entries if e.invoice is None and e.ledger_row and e.ledger_row.row_number in touched
+    ]
+    now = time.time()
+    ids = sorted(group)
+    db.execute(f"DELETE FROM reconciliation WHERE document_id IN ({', '.join('?' for _ in ids)})", ids)
+    if touched:
+        numbers = sorted(touched)
+        db.execute(
+            "DELETE FROM reconciliation WHERE document_id IS NULL "
+            f"AND ledger_row IN ({', '.join('?' for _ in numbers)})",
+            numbers,
+        )
+    db.executemany(
+        "INSERT INTO reconciliation VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [_record(e, now) for e in (*mine, *rows_out)],
+    )
+    return next((e for e in mine if e.invoice and e.invoice.document_id == document_id), None)
+
+
+def ledger_values(store: Store, document_id: str) -> dict[str, str]:
+    """The ledger row's values (by field name, as stored) for the invoice's latest outcome when it is
+    matched or matched with differences; ``{}`` otherwise, or when nothing was reconciled."""
+    matches = store.index.get(document_id)
+    if len(matches) == 1:
+        document_id = str(matches[0]["document_id"])
+    db_path = Path(store.index.path)
+    try:
+        db = sqlite3.connect(db_path, timeout=30)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open the index {db_path}: {exc}") from exc
+    try:
+        latest = db.execute(
+            "SELECT ledger_row, outcome FROM reconciliation WHERE document_id = ? "
+            "ORDER BY reconciled_at DESC, rowid DESC LIMIT 1",
+            (document_id,),
+        ).fetchone()
+        if latest is None or latest[0] is None or latest[1] not in _SHOWN:
+            return {}
+        row = db.execute(
+            f"SELECT {', '.join(LEDGER_VALUE_FIELDS)} FROM ledger_rows WHERE row_number = ?", (latest[0],)
+        ).fetchone()
+    except sqlite3.OperationalError as exc:  # never reconciled (no tables), or busy: nothing to show
+        log.debug("no ledger values for %s: %s", document_id[:12], exc)
+        return {}
+    finally:
+        db.close()
+    if row is None:
+        return {}
+    return {
+        name: str(value) for name, value in zip(LEDGER_VALUE_FIELDS, row, strict=True) if value is not None
+    }
