@@ -1,29 +1,65 @@
-"""Driver: a batch of files through ``process_document`` on every core, into the store.
+"""Driver: documents through ``process_document`` on every core, into the store.
 
-Workers only compute (bytes + settings -> result); the parent process owns the store,
-so a crash of one document never leaves a half-written record.
+Workers only compute (bytes + settings -> result) in separate processes; the parent owns
+the store, so a crash of one document never leaves a half-written record. ``Runner`` is
+the engine shared by ``invoices ingest`` (``run_batch``) and the hot folder
+(``pipeline.watch``):
+
+* each document is read and hashed in the parent; one already in the store is never
+  sent to a worker (storage is content-addressed, so a re-run does only what is missing);
+* a file whose content is already in flight under another name waits for that one and
+  shares its outcome (no document is processed twice in one run);
+* results are written by a few saver threads, each with its own store connection, so the
+  store's fsyncs overlap with each other and with the OCR;
+* a storage failure is the failure of that document (reported, not stored, redone by the
+  next run), not of the batch;
+* a worker process that dies (a native crash, the out-of-memory killer) takes only its own
+  document down: the documents that were in flight are retried one at a time, and the one
+  that kills its worker again is failed with that reason.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import logging.handlers
 import os
+import queue
+import resource
+import signal
+import stat
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from enum import StrEnum
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 from pipeline.config import Settings
-from pipeline.errors import InputError, PipelineError
+from pipeline.errors import InputError, OcrEngineError, PipelineError, StorageError, TooLarge
 from pipeline.load import SUPPORTED_EXTENSIONS
 from pipeline.model import InvoiceResult
 from pipeline.process import content_id, process_document
 from pipeline.store import Store
 
 log = logging.getLogger(__name__)
+
+# Saver threads per run: enough to overlap the store's fsyncs (local disk) or round trips (S3).
+SAVE_THREADS = 4
+
+
+class FileRefused(InputError):
+    """A directory entry that is not taken on purpose: a symbolic link, a device, a FIFO."""
+
+
+class FileUnreadable(InputError):
+    """The file could not be read (permissions, I/O error, vanished)."""
 
 
 class State(StrEnum):
@@ -42,6 +78,12 @@ class Outcome:
     message: str = ""
     pages: int = 0
     seconds: float = 0.0
+    error_type: str = ""
+    # True when the document was found in the store before any work: not part of the batch's rate.
+    skipped: bool = False
+    worker: int = 0
+    worker_peak_mb: float = 0.0
+    cpu_seconds: float = 0.0  # CPU time of the worker process on this document
 
 
 @dataclass
@@ -55,60 +97,608 @@ class WorkResult:
     error_type: str = ""
     error: str = ""
     seconds: float = 0.0
+    worker: int = 0
+    worker_peak_mb: float = 0.0
+    cpu_seconds: float = 0.0  # CPU time of the worker process on this document
+
+
+@dataclass
+class Job:
+    """One document to process: its bytes, where they came from and the caller's handle."""
+
+    path: Path
+    data: bytes
+    name: str
+    document_id: str = ""
+    tag: Any = None
+    followers: list[Job] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.document_id:
+            self.document_id = content_id(self.data)
+
+
+def source_name(path: Path) -> str:
+    """The file name as text that can be stored: undecodable bytes become U+FFFD."""
+    return os.fsencode(path.name).decode("utf-8", "replace")
 
 
 def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
     """Files to ingest, and files in folders that are skipped because of their type.
 
     A file named on the command line is always tried (its content decides its type);
-    inside folders only supported extensions are taken, hidden files never.
+    inside folders only supported extensions are taken, hidden files and folders never.
+    Symbolic links found inside folders are listed (not followed): ``run_batch`` refuses them
+    with their target as the reason, unless they are named in its ``follow``.
     """
     chosen: list[Path] = []
     skipped: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            for candidate in sorted(path.rglob("*")):
-                if not candidate.is_file() or any(part.startswith(".") for part in candidate.parts[-1:]):
+        if not path.is_dir():
+            chosen.append(path)
+            continue
+        for folder, dirs, names in os.walk(path, followlinks=False):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(names):
+                candidate = Path(folder) / name
+                if name.startswith("."):
                     continue
                 if candidate.suffix.lower() in SUPPORTED_EXTENSIONS:
                     chosen.append(candidate)
                 else:
                     skipped.append(candidate)
-        else:
-            chosen.append(path)
     return chosen, skipped
 
 
-def work(path: str, data: bytes, settings: Settings) -> WorkResult:
+def read_input(path: Path, max_bytes: int, follow_symlinks: bool = False) -> bytes:
+    """A regular file's bytes; raise ``InputError`` for links, special files, oversize and I/O errors.
+
+    The file is opened without following a symbolic link (``O_NOFOLLOW``) and checked with
+    ``fstat`` on the open descriptor, so what is checked is what is read.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or (not follow_symlinks and path.is_symlink()):
+            raise FileRefused(symlink_reason(path)) from exc
+        raise FileUnreadable(f"cannot read the file: {exc.strerror}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise FileRefused("not a regular file (a device, FIFO, socket or folder): refused")
+        if info.st_size > max_bytes:
+            raise TooLarge(f"file is {info.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+        chunks = []
+        remaining = max_bytes + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > max_bytes:
+            raise TooLarge(f"file grew over the {max_bytes / 1e6:.0f} MB limit while being read")
+        return data
+    except OSError as exc:
+        raise FileUnreadable(f"cannot read the file: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+
+
+def symlink_reason(path: Path, folder: Path | None = None) -> str:
+    """Why a symbolic link is refused, naming where it points."""
+    try:
+        target = str(path.readlink())
+    except OSError:
+        target = "?"
+    resolved = Path(os.path.realpath(path))
+    where = folder if folder is not None else path.parent
+    outside = not resolved.is_relative_to(os.path.realpath(where))
+    return (
+        f"symbolic link to {target!s}"
+        + (" (outside the folder)" if outside else "")
+        + ": refused, links are not followed (put the file itself here)"
+    )
+
+
+# ---- the worker side ------------------------------------------------------------------
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def work(path: str, data: bytes, name: str, settings: Settings) -> WorkResult:
     """Process one file's bytes; never raises for bad input (it becomes an error result)."""
     started = time.perf_counter()
+    cpu_started = time.process_time()
     document_id = content_id(data)
-    try:
-        processed = process_document(data, Path(path).name, settings)
-    except InputError as exc:
-        return WorkResult(
-            path, document_id, None, [], type(exc).__name__, str(exc), time.perf_counter() - started
-        )
-    except PipelineError:
-        raise
-    except Exception as exc:  # a bug or a library crash on one file must not stop the batch
-        log.exception("unexpected error on %s", path)
+
+    def failed(error_type: str, message: str) -> WorkResult:
         return WorkResult(
             path,
             document_id,
             None,
             [],
-            type(exc).__name__,
-            f"internal error: {exc}",
+            error_type,
+            message,
             time.perf_counter() - started,
+            os.getpid(),
+            _peak_mb(),
+            time.process_time() - cpu_started,
         )
+
+    try:
+        processed = process_document(data, name, settings)
+    except InputError as exc:
+        return failed(type(exc).__name__, str(exc))
+    except OcrEngineError as exc:
+        if not _engine_loads(settings):
+            raise  # the engine itself is broken: nothing can be processed
+        return failed(type(exc).__name__, str(exc))
+    except PipelineError:
+        raise
+    except Exception as exc:  # a bug or a library crash on one file must not stop the batch
+        log.exception("unexpected error on %s", path, extra={"path": path, "document": document_id})
+        return failed(type(exc).__name__, f"internal error: {exc}")
     pngs = [(page.index, page.png) for page in processed.page_images]
-    return WorkResult(path, document_id, processed.result.to_dict(), pngs, seconds=processed.seconds)
+    return WorkResult(
+        path,
+        document_id,
+        processed.result.to_dict(),
+        pngs,
+        seconds=processed.seconds,
+        worker=os.getpid(),
+        worker_peak_mb=_peak_mb(),
+        cpu_seconds=time.process_time() - cpu_started,
+    )
 
 
-def _worker_init() -> None:
-    # Each worker uses one core; the parent decides how many workers run.
+def _engine_loads(settings: Settings) -> bool:
+    from pipeline.ocr import get_engine
+
+    try:
+        get_engine(settings)
+    except PipelineError:
+        return False
+    return True
+
+
+def _worker_init(log_queue: Any, level: int, preload: Settings | None) -> None:
+    # The parent decides when to stop: Ctrl-C and SIGTERM (sent to the whole process group by a
+    # terminal or systemd) must not kill a worker in the middle of a document.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(log_queue)]
+    root.setLevel(level)
+    if preload is not None:
+        from pipeline.ocr import get_engine
+
+        get_engine(preload)
+
+
+def _probe() -> int:
+    time.sleep(0.1)  # long enough for the other probes to go to other workers
+    return os.getpid()
+
+
+class _Listener(logging.handlers.QueueListener):
+    """A queue listener whose ``stop`` cannot hang on a queue a killed worker left half-written."""
+
+    def stop(self) -> None:
+        if self._thread is not None:  # type: ignore[has-type]
+            self.enqueue_sentinel()
+            self._thread.join(timeout=5)  # type: ignore[has-type]
+            self._thread = None
+
+
+class _Relay:
+    """Hands a worker's log record to the parent's logger of the same name (and its handlers)."""
+
+    level = logging.NOTSET
+
+    def handle(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
+
+
+class _InlineExecutor(Executor):
+    """Runs each job at once in this process (one worker: no process start, no isolation)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
+# ---- the parent side ------------------------------------------------------------------
+
+
+class _Savers:
+    """Threads that write results, each with its own ``Store`` (an SQLite connection is per thread)."""
+
+    def __init__(self, open_store: Callable[[], Store], count: int) -> None:
+        self._open_store = open_store
+        self._queue: queue.Queue[tuple[Future[Outcome], WorkResult, bytes, str] | None] = queue.Queue()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"saver-{n}", daemon=True) for n in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, result: WorkResult, data: bytes, name: str) -> Future[Outcome]:
+        future: Future[Outcome] = Future()
+        self._queue.put((future, result, data, name))
+        return future
+
+    def _run(self) -> None:
+        store: Store | None = None
+        try:
+            while (item := self._queue.get()) is not None:
+                future, result, data, name = item
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    if store is None:
+                        store = self._open_store()
+                    future.set_result(save_result(result, data, name, store))
+                except BaseException as exc:
+                    future.set_exception(exc)
+        finally:
+            if store is not None:
+                store.close()
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
+
+
+class _InlineSaver:
+    """Writes each result at once, on the caller's thread, with the caller's store."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def submit(self, result: WorkResult, data: bytes, name: str) -> Future[Outcome]:
+        future: Future[Outcome] = Future()
+        try:
+            future.set_result(save_result(result, data, name, self._store))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+    def close(self) -> None:
+        pass
+
+
+def save_result(result: WorkResult, data: bytes, name: str, store: Store) -> Outcome:
+    """Store one worker result (or its failure record); a storage error fails only this document."""
+    common = {
+        "seconds": result.seconds,
+        "worker": result.worker,
+        "worker_peak_mb": result.worker_peak_mb,
+        "cpu_seconds": result.cpu_seconds,
+    }
+    if result.result is None:
+        try:
+            store.save_failure(result.document_id, name, result.error_type, result.error)
+        except StorageError as exc:
+            log.warning("could not record the failure of %s: %s", result.path, exc)
+        return Outcome(
+            result.path,
+            State.FAILED,
+            result.document_id,
+            message=f"{result.error_type}: {result.error}",
+            error_type=result.error_type,
+            **common,
+        )
+    invoice = InvoiceResult.from_dict(result.result)
+    try:
+        created = store.save(data, name, invoice, result.page_pngs)
+    except StorageError as exc:
+        return Outcome(
+            result.path,
+            State.FAILED,
+            invoice.document_id,
+            message=f"StorageError: not stored, retried on the next run: {exc}",
+            error_type="StorageError",
+            **common,
+        )
+    return Outcome(
+        result.path,
+        State.STORED if created else State.ALREADY_STORED,
+        invoice.document_id,
+        status=str(invoice.status),
+        doc_type=str(invoice.doc_type),
+        pages=len(invoice.pages),
+        message="" if created else "already stored (saved by another process meanwhile)",
+        **common,
+    )
+
+
+class Runner:
+    """Jobs through worker processes, results into the store; outcomes come back as they finish.
+
+    Use ``submit`` while ``has_room()``, and collect ``(job, outcome)`` pairs with ``results``.
+    ``PipelineError``s that are not about one document (a missing dependency) propagate from
+    ``results``: the run cannot go on.
+
+    ``store`` is used on the caller's thread (``is_stored``). With ``store_factory`` (a function
+    opening another connection to the same store), results are written by ``SAVE_THREADS``
+    threads with a store each; without it, on the caller's thread as they arrive.
+
+    One worker runs in this process, unless ``isolate``: then in a worker process too, so that a
+    document that crashes its process takes only itself down (what a daemon wants).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        workers: int,
+        store_factory: Callable[[], Store] | None = None,
+        isolate: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.workers = max(1, workers)
+        self.isolate = isolate
+        self._executor: Executor | None = None
+        self._log_queue: Any = None
+        self._log_listener: _Listener | None = None
+        self._waiting: deque[Job] = deque()
+        self._suspects: deque[Job] = deque()
+        self._isolated: Job | None = None
+        self._computing: dict[Future[WorkResult], Job] = {}
+        self._saving: dict[Future[Outcome], Job] = {}
+        self._ready: deque[tuple[Job, Outcome]] = deque()
+        self._leaders: dict[str, Job] = {}
+        self._preload: Settings | None = None
+        self._savers: _Savers | _InlineSaver = (
+            _InlineSaver(store) if store_factory is None else _Savers(store_factory, SAVE_THREADS)
+        )
+
+    # -- feeding
+
+    def start(self, preload_ocr: bool = False) -> None:
+        """Start every worker now and return once each is ready; with ``preload_ocr``, once each has
+        loaded its OCR engine (seconds): the first documents, or a measurement, do not pay for it."""
+        if preload_ocr:
+            self._preload = self.settings
+        executor = self._ensure_executor()
+        if preload_ocr and isinstance(executor, _InlineExecutor):
+            from pipeline.ocr import get_engine
+
+            get_engine(self.settings)
+        if not isinstance(executor, ProcessPoolExecutor):
+            return
+        seen: set[int] = set()
+        while len(seen) < self.workers:
+            seen.update(f.result() for f in [executor.submit(_probe) for _ in range(self.workers)])
+
+    def has_room(self) -> bool:
+        """Whether another job may be submitted now (bounds the bytes held in memory)."""
+        held = len(self._waiting) + len(self._suspects) + len(self._computing) + len(self._saving)
+        return held < 2 * self.workers + SAVE_THREADS
+
+    def idle(self) -> bool:
+        return not (
+            self._waiting
+            or self._suspects
+            or self._computing
+            or self._saving
+            or self._ready
+            or self._isolated
+        )
+
+    def submit(self, job: Job) -> None:
+        leader = self._leaders.get(job.document_id)
+        if leader is not None:
+            leader.followers.append(job)
+            return
+        if self.store.is_stored(job.document_id):
+            outcome = Outcome(
+                str(job.path),
+                State.ALREADY_STORED,
+                job.document_id,
+                message="already in the store",
+                skipped=True,
+            )
+            self._ready.append((job, outcome))
+            return
+        self._leaders[job.document_id] = job
+        self._waiting.append(job)
+        self._pump()
+
+    def fail(self, job: Job, error: InputError) -> None:
+        """Report a job that could not even be read as failed (no worker involved)."""
+        outcome = Outcome(
+            str(job.path),
+            State.FAILED,
+            message=f"{type(error).__name__}: {error}",
+            error_type=type(error).__name__,
+        )
+        self._ready.append((job, outcome))
+
+    # -- collecting
+
+    def results(self, timeout: float | None = None) -> list[tuple[Job, Outcome]]:
+        """Finished jobs; waits up to ``timeout`` seconds (None: until one finishes) when none is."""
+        if not self._ready and (self._computing or self._saving):
+            done, _ = wait([*self._computing, *self._saving], timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in done:
+                # A future may have left both tables meanwhile (its pool broke under another one).
+                if future in self._computing:
+                    self._computed(future)  # type: ignore[arg-type]
+                elif future in self._saving:
+                    self._saved(future)  # type: ignore[arg-type]
+            self._pump()
+        finished = list(self._ready)
+        self._ready.clear()
+        return finished
+
+    def _computed(self, future: Future[WorkResult]) -> None:
+        job = self._computing.pop(future)
+        try:
+            result = future.result()
+        except BrokenProcessPool:
+            self._broken(job)
+            return
+        if self._isolated is job:
+            self._isolated = None
+        saving = self._savers.submit(result, job.data, job.name)
+        self._saving[saving] = job
+
+    def _broken(self, job: Job) -> None:
+        """A worker died: the pool is gone with every document in it."""
+        self._shutdown_executor(kill=True)
+        if self._isolated is job:
+            # It ran alone and killed its worker again: this document is the cause. Recorded as a
+            # failure like any other (through the savers, so the store sees it too).
+            self._isolated = None
+            crashed = WorkResult(
+                str(job.path),
+                job.document_id,
+                None,
+                [],
+                "WorkerCrashed",
+                "the worker process died while processing this file (a crash in a native library, "
+                "or out of memory)",
+            )
+            self._saving[self._savers.submit(crashed, job.data, job.name)] = job
+            return
+        log.warning(
+            "a worker process died; retrying its documents one at a time", extra={"path": str(job.path)}
+        )
+        self._suspects.append(job)
+        for other, other_job in list(self._computing.items()):
+            if other.done() and not other.cancelled() and other.exception() is None:
+                continue  # finished before the pool broke: its result stands
+            del self._computing[other]
+            self._suspects.append(other_job)
+
+    def _saved(self, future: Future[Outcome]) -> None:
+        job = self._saving.pop(future)
+        try:
+            outcome = future.result()
+        except Exception as exc:  # save_result turns StorageError into a failure; this is anything else
+            log.exception("could not store %s", job.path, extra={"path": str(job.path)})
+            outcome = Outcome(
+                str(job.path),
+                State.FAILED,
+                job.document_id,
+                message=f"{type(exc).__name__}: not stored, retried on the next run: {exc}",
+                error_type=type(exc).__name__,
+            )
+        self._finish(job, outcome)
+
+    def _finish(self, job: Job, outcome: Outcome) -> None:
+        self._leaders.pop(job.document_id, None)
+        self._ready.append((job, outcome))
+        for follower in job.followers:
+            if outcome.state == State.FAILED:
+                shared = Outcome(
+                    str(follower.path),
+                    State.FAILED,
+                    job.document_id,
+                    message=outcome.message,
+                    error_type=outcome.error_type,
+                )
+            else:
+                shared = Outcome(
+                    str(follower.path),
+                    State.ALREADY_STORED,
+                    job.document_id,
+                    status=outcome.status,
+                    doc_type=outcome.doc_type,
+                    message=f"same content as {job.path.name}",
+                )
+            self._ready.append((follower, shared))
+        job.followers = []
+
+    # -- the pool
+
+    def _pump(self) -> None:
+        """Start waiting jobs: normally up to two per worker; one at a time after a worker died."""
+        if self._suspects:
+            if self._computing or self._isolated is not None:
+                return
+            job = self._suspects.popleft()
+            self._isolated = job
+            self._start(job)
+            return
+        while self._waiting and len(self._computing) < 2 * self.workers:
+            self._start(self._waiting.popleft())
+
+    def _start(self, job: Job) -> None:
+        try:
+            future = self._ensure_executor().submit(work, str(job.path), job.data, job.name, self.settings)
+        except BrokenProcessPool:  # a worker died while idle (the OOM killer): start a new pool
+            log.warning("a worker process died while idle; starting new workers")
+            self._shutdown_executor(kill=True)
+            future = self._ensure_executor().submit(work, str(job.path), job.data, job.name, self.settings)
+        self._computing[future] = job
+
+    def _ensure_executor(self) -> Executor:
+        if self._executor is None:
+            if self.workers == 1 and not self.isolate:
+                self._executor = _InlineExecutor()
+            else:
+                context = get_context("spawn")
+                if self._log_queue is None:
+                    self._log_queue = context.Queue()
+                    self._log_listener = _Listener(self._log_queue, _Relay())  # type: ignore[arg-type]
+                    self._log_listener.start()
+                self._executor = ProcessPoolExecutor(
+                    max_workers=self.workers,
+                    mp_context=context,
+                    initializer=_worker_init,
+                    initargs=(self._log_queue, logging.getLogger().getEffectiveLevel(), self._preload),
+                )
+        return self._executor
+
+    def _shutdown_executor(self, kill: bool) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        if kill and isinstance(executor, ProcessPoolExecutor):
+            # Workers ignore SIGTERM (see _worker_init); stop them for good.
+            for process in list(getattr(executor, "_processes", {}).values()):
+                with contextlib.suppress(Exception):
+                    process.kill()
+        executor.shutdown(wait=True, cancel_futures=True)
+        if kill:
+            # A worker killed in the middle of a log call can leave the queue's lock taken: the next
+            # workers get a new queue.
+            self._stop_log_listener()
+
+    def _stop_log_listener(self) -> None:
+        if self._log_listener is not None:
+            self._log_listener.stop()
+            self._log_listener = None
+        if self._log_queue is not None:
+            self._log_queue.cancel_join_thread()  # never wait at exit on a queue a dead worker locked
+            self._log_queue = None
+
+    def close(self, abort: bool = False) -> None:
+        """Stop the workers and savers. With ``abort``, documents in flight are dropped (not lost:
+        they are not stored, so the next run does them); saves already started finish."""
+        if abort:
+            self._waiting.clear()
+            self._suspects.clear()
+        self._shutdown_executor(kill=abort)
+        self._savers.close()
+        self._stop_log_listener()
 
 
 def run_batch(
@@ -117,80 +707,79 @@ def run_batch(
     store: Store,
     workers: int,
     on_done: Callable[[Outcome], None] | None = None,
+    follow: Collection[Path] = (),
+    store_factory: Callable[[], Store] | None = None,
 ) -> list[Outcome]:
-    """Ingest ``files``; documents already in the store are skipped without OCR."""
+    """Ingest ``files``; documents already in the store are skipped without OCR.
+
+    Every file is hashed first, so the documents already stored are reported (``skipped``)
+    before any work starts and a progress display can leave them out of its rate and ETA.
+    Symbolic links are refused unless they are in ``follow`` (the paths a user named).
+    ``store_factory`` opens more connections to ``store`` for the saver threads (see ``Runner``).
+    """
     outcomes: list[Outcome] = []
-    pending: list[tuple[Path, bytes, str]] = []
+
+    def report(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        log.debug("%s: %s %s", outcome.state, outcome.path, outcome.message, extra=_extra(outcome))
+        if on_done is not None:
+            on_done(outcome)
+
+    todo: list[Path] = []
     for path in files:
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            outcome = Outcome(str(path), State.FAILED, message=f"cannot read file: {exc.strerror}")
-            _report(outcome, outcomes, on_done)
+            data = read_input(path, settings.max_file_bytes, follow_symlinks=path in follow)
+        except InputError as exc:
+            report(
+                Outcome(
+                    str(path),
+                    State.FAILED,
+                    message=f"{type(exc).__name__}: {exc}",
+                    error_type=type(exc).__name__,
+                )
+            )
             continue
         document_id = content_id(data)
         if store.is_stored(document_id):
-            _report(Outcome(str(path), State.ALREADY_STORED, document_id), outcomes, on_done)
-            continue
-        pending.append((path, data, document_id))
+            report(
+                Outcome(
+                    str(path), State.ALREADY_STORED, document_id, message="already in the store", skipped=True
+                )
+            )
+        else:
+            todo.append(path)
 
-    data_by_path = {str(path): data for path, data, _ in pending}
-    for result in _run(pending, settings, workers):
-        _report(_save(result, data_by_path.pop(result.path), store), outcomes, on_done)
+    runner = Runner(settings, store, workers, store_factory)
+    aborted = True
+    try:
+        feed(runner, todo, report, follow)
+        aborted = False
+    finally:
+        runner.close(abort=aborted)
     return outcomes
 
 
-def _run(pending: list[tuple[Path, bytes, str]], settings: Settings, workers: int) -> Iterator[WorkResult]:
-    if not pending:
-        return
-    if workers <= 1 or len(pending) == 1:
-        for path, data, _ in pending:
-            yield work(str(path), data, settings)
-        return
-    per_worker = settings.model_copy(update={"threads_per_worker": 1})
-    with ProcessPoolExecutor(
-        max_workers=min(workers, len(pending)), mp_context=get_context("spawn"), initializer=_worker_init
-    ) as pool:
-        # Keep a bounded number of documents in flight so memory stays flat on big batches.
-        queue = iter(pending)
-        running: set[Future[WorkResult]] = set()
-        for path, data, _ in queue:
-            running.add(pool.submit(work, str(path), data, per_worker))
-            if len(running) >= 2 * workers:
-                break
-        while running:
-            done, running = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield future.result()
-                following = next(queue, None)
-                if following is not None:
-                    running.add(pool.submit(work, str(following[0]), following[1], per_worker))
+def feed(
+    runner: Runner, paths: Iterable[Path], report: Callable[[Outcome], None], follow: Collection[Path] = ()
+) -> None:
+    """Read each file as the runner has room for it, submit it, and report every outcome."""
+    pending = deque(paths)
+    max_bytes = runner.settings.max_file_bytes
+    while pending or not runner.idle():
+        while pending and runner.has_room():
+            path = pending.popleft()
+            try:
+                data = read_input(path, max_bytes, follow_symlinks=path in follow)
+            except InputError as exc:
+                runner.fail(Job(path, b"", source_name(path), document_id="-"), exc)
+                continue
+            runner.submit(Job(path, data, source_name(path)))
+        for _, outcome in runner.results():
+            report(outcome)
 
 
-def _save(result: WorkResult, data: bytes, store: Store) -> Outcome:
-    if result.result is None:
-        store.save_failure(result.document_id, Path(result.path).name, result.error_type, result.error)
-        return Outcome(
-            result.path,
-            State.FAILED,
-            result.document_id,
-            message=f"{result.error_type}: {result.error}",
-            seconds=result.seconds,
-        )
-    invoice = InvoiceResult.from_dict(result.result)
-    created = store.save(data, Path(result.path).name, invoice, result.page_pngs)
-    return Outcome(
-        result.path,
-        State.STORED if created else State.ALREADY_STORED,
-        invoice.document_id,
-        status=str(invoice.status),
-        doc_type=str(invoice.doc_type),
-        pages=len(invoice.pages),
-        seconds=result.seconds,
-    )
-
-
-def _report(outcome: Outcome, outcomes: list[Outcome], on_done: Callable[[Outcome], None] | None) -> None:
-    outcomes.append(outcome)
-    if on_done is not None:
-        on_done(outcome)
+def _extra(outcome: Outcome) -> dict[str, str]:
+    extra = {"path": outcome.path}
+    if outcome.document_id:
+        extra["document"] = outcome.document_id
+    return extra
