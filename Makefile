@@ -58,6 +58,8 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench_store.py
+	$(BIN)/python scripts/bench_reconcile.py
 
 bench-accuracy: $(STAMP)
 	$(BIN)/python scripts/bench_accuracy.py

@@ -24,11 +24,62 @@ def default_model_dir() -> Path:
     return Path(os.environ.get("INVOICES_MODEL_DIR", Path.home() / ".cache" / "invoices" / "models"))
 
 
+# ---- store and index ------------------------------------------------------------------
+
+S3AddressingStyle = Literal["auto", "path", "virtual"]
+S3Encryption = Literal["AES256", "aws:kms"]
+
+
+def default_index() -> Path | None:
+    """``$INVOICES_INDEX``; None means: beside a directory store, or in the cache for S3."""
+    value = os.environ.get("INVOICES_INDEX", "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def default_index_dir() -> Path:
+    """Where the local index of an S3 store lives unless ``--index`` / ``$INVOICES_INDEX`` says."""
+    return Path.home() / ".cache" / "invoices" / "index"
+
+
+def _env_or_none(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+class S3Settings(BaseModel):
+    """What the AWS variables and config files do not cover; each has an ``INVOICES_S3_*`` variable.
+
+    Endpoint, region and credentials come from the standard AWS chain (``AWS_ENDPOINT_URL``,
+    ``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
+    ``AWS_PROFILE``, ``~/.aws/config`` and ``~/.aws/credentials``).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # None: the AWS config file's ``s3.addressing_style``, else path-style for a custom endpoint.
+    addressing_style: S3AddressingStyle | None = Field(
+        default_factory=lambda: _env_or_none("INVOICES_S3_ADDRESSING_STYLE")
+    )
+    # Server-side encryption of every object written: AES256 (SSE-S3) or aws:kms (SSE-KMS).
+    encryption: S3Encryption | None = Field(default_factory=lambda: _env_or_none("INVOICES_S3_SSE"))
+    kms_key_id: str | None = Field(default_factory=lambda: _env_or_none("INVOICES_S3_SSE_KMS_KEY_ID"))
+    # Attempts per request, first try included (botocore "standard" retries: exponential backoff
+    # with jitter on connection errors, 5xx, throttling).
+    max_attempts: int = Field(
+        default_factory=lambda: int(os.environ.get("INVOICES_S3_MAX_ATTEMPTS", "5")), ge=1, le=20
+    )
+    connect_timeout: float = Field(5.0, gt=0)
+    read_timeout: float = Field(30.0, gt=0)
+    max_pool_connections: int = Field(16, ge=1)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     engine: EngineName = "onnx"
     store: str = Field(default_factory=default_store)
+    index: Path | None = Field(default_factory=default_index)
+    s3: S3Settings = Field(default_factory=S3Settings)
     model_dir: Path = Field(default_factory=default_model_dir)
     render_dpi: int = Field(200, ge=72, le=600)
     use_text_layer: bool = True

@@ -37,7 +37,11 @@ class OnnxEngine(OcrEngine):
             self._ocr = RapidOCR(params=params)
         except Exception as exc:  # RapidOCR raises bare exceptions on missing or bad models
             raise OcrEngineError(f"RapidOCR could not load its bundled models: {exc}") from exc
-        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+        # RapidOCR installs its own stderr handler; route its records through ours (--log-json).
+        rapid_log = logging.getLogger("RapidOCR")
+        rapid_log.handlers.clear()
+        rapid_log.propagate = True
+        rapid_log.setLevel(logging.WARNING)
 
     def version(self) -> str:
         try:
