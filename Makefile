@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 PYTEST_WORKERS ?= 2
 
 .PHONY: help install install-paddle models demo test test-fast lint format bench bench-accuracy samples clean
@@ -28,6 +29,11 @@ $(STAMP): pyproject.toml requirements/paddle.txt requirements/paddle-nodeps.txt 
 
 install: $(STAMP)
 
+# The test suite also drives a real headless browser (the review page).
+$(TEST_STAMP): $(STAMP)
+	./scripts/install-system-deps.sh --test
+	touch $(TEST_STAMP)
+
 install-paddle: $(STAMP)
 	$(BIN)/python -m pip install --quiet -r requirements/paddle.txt
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements/paddle-nodeps.txt
@@ -42,10 +48,10 @@ demo: $(STAMP)
 	@echo "== stored invoices (invoices query) =="
 	$(BIN)/invoices query --store ./invoice-store
 
-test: $(STAMP) lint
+test: $(TEST_STAMP) lint
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
-test-fast: $(STAMP)
+test-fast: $(TEST_STAMP)
 	$(BIN)/python -m pytest -m "not slow" -n $(PYTEST_WORKERS)
 
 lint: $(STAMP)

@@ -21,6 +21,7 @@ from typing import Any
 from pipeline import __version__
 from pipeline.config import DEFAULT_STORE, Settings, default_model_dir
 from pipeline.errors import ExitCode, PipelineError
+from pipeline.store.export import EXPORT_COLUMNS
 
 log = logging.getLogger("pipeline")
 
@@ -238,28 +239,8 @@ LIST_COLUMNS = (
 )
 
 
-QUERY_COLUMNS = (
-    "document_id",
-    "source_name",
-    "doc_type",
-    "status",
-    "invoice_code",
-    "invoice_number",
-    "issue_date",
-    "seller_name",
-    "seller_tax_id",
-    "buyer_name",
-    "buyer_tax_id",
-    "amount_excl_tax",
-    "tax_amount",
-    "total_amount",
-    "currency",
-    "confidence",
-    "review_state",
-    "review_fields",
-    "result_key",
-    "original_key",
-)
+# The export's columns, minus the list-valued rates, plus where the objects are.
+QUERY_COLUMNS = (*(column for column in EXPORT_COLUMNS if column != "tax_rates"), "result_key")
 FAILURE_COLUMNS = ("document_id", "source_name", "error_type", "message", "failed_at")
 
 

@@ -1347,17 +1347,7 @@ _CLAIMING = frozenset({str(Outcome.MATCHED), str(Outcome.MATCHED_WITH_DIFFERENCE
 _SHOWN = frozenset({str(Outcome.MATCHED), str(Outcome.MATCHED_WITH_DIFFERENCES)})
 
 # The ledger's values the review tool shows beside an invoice's fields.
-LEDGER_VALUE_FIELDS = (
-    "invoice_code",
-    "invoice_number",
-    "issue_date",
-    "amount_excl_tax",
-    "tax_amount",
-    "total_amount",
-    "seller_name",
-    "seller_tax_id",
-    "buyer_name",
-)
+LEDGER_VALUE_FIELDS = tuple(name for name in FIELDS if name != "buyer_tax_id")
 
 
 def _is_scanned_twice(outcome: str, reason_en: str | None) -> bool:

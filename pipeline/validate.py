@@ -201,11 +201,13 @@ def _validate_vat(run: _Run, today: date) -> None:
 
 
 def _type_from_qr(run: _Run, payload: QrPayload) -> None:
-    """Without a readable title (a seal over it) the kind was guessed; the QR code's type is exact."""
+    """The QR code's type is exact; a title under a seal or misread by OCR is not."""
     expected = QR_KIND_DOC_TYPES.get(payload.kind)
-    if expected is None or run.text("title") is not None or expected == run.result.doc_type:
+    if expected is None or expected == run.result.doc_type:
         return
-    run.result.warnings.append(f"title unreadable: document type {expected} taken from the QR code")
+    run.result.warnings.append(
+        f"document type {expected} taken from the QR code (the printed title read as {run.result.doc_type})"
+    )
     run.result.doc_type = expected
 
 

@@ -2,6 +2,7 @@
 # Install the Debian packages the pipeline needs, only where missing:
 #   poppler-utils  renders PDFs (pdftoppm, used by pdf2image)
 #   a CJK font     renders the sample invoices (scripts/make_samples.py)
+# With --test, also what the test suite needs:
 #   chromium, chromium-driver  the headless browser the review page's tests drive (no download)
 set -euo pipefail
 
@@ -11,8 +12,10 @@ if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
   missing+=(fonts-wqy-zenhei)
 fi
 command -v fc-list >/dev/null 2>&1 || missing+=(fontconfig)
-[ -x /usr/bin/chromium ] || missing+=(chromium)
-[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+if [ "${1:-}" = "--test" ]; then
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -671,10 +671,12 @@ def test_qr_total_on_fully_digital_invoice() -> None:
     assert result.status == DocumentStatus.OK
 
 
-def test_qr_type_disagreeing_with_classification_is_a_warning() -> None:
+def test_qr_type_corrects_the_classification_with_a_warning() -> None:
+    """The QR code's type is exact; a misread or sealed title is not."""
     result = validate_invoice(make_result(E_INVOICE, DocType.VAT_GENERAL_PAPER, qr=E_INVOICE_QR), TODAY)
-    assert "qr_agrees:doc_type" in failed(result)
-    assert result.warnings
+    assert result.doc_type == DocType.VAT_E_INVOICE_GENERAL
+    assert "qr_agrees:doc_type" not in failed(result)
+    assert any("taken from the QR code" in warning for warning in result.warnings)
 
 
 def test_non_invoice_qr_is_ignored() -> None:

@@ -70,7 +70,7 @@ REGIONS = (
     "|海南|重庆|四川|贵州|云南|西藏|陕西|甘肃|青海|宁夏|新疆|深圳|大连|青岛|宁波|厦门"
 )
 TITLE = re.compile(
-    r"电子发票\((?:普通发票|增值税专用发票)\)"
+    r"电子发票\((?:普通发票|增值税专用发票)\)?"
     rf"|(?:{REGIONS})?增值税(?:专用|普通|电子普通|电子专用)发票"
     rf"|(?:{REGIONS})电子普通发票"
 )
@@ -193,7 +193,8 @@ def find_title(lines: Sequence[TextLine]) -> Hit | None:
             best = (line.height, match.group(), line)
     if best is None:
         return None
-    return Hit(cjk_brackets(best[1]), (best[2],))
+    title = best[1] if not best[1].startswith("电子发票(") or best[1].endswith(")") else best[1] + ")"
+    return Hit(cjk_brackets(title), (best[2],))
 
 
 def accept_check_code(text: str) -> str | None:
