@@ -7,7 +7,7 @@ zxing-cpp does the work; the image is retried upscaled and binarised because inv
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -80,9 +80,10 @@ def find_invoice_qr(image: np.ndarray, sharp: bool = False) -> str | None:
     ``sharp`` (a page rendered from a PDF) stops after the first attempt: the rescues for photos
     (upscale, binarise, OpenCV) cost ~0.2 s a page and never help a clean render.
     """
-    attempts = _decodes(image)
+    attempts: Iterable[list[str]] = _decodes(image)
     if sharp:
-        attempts = iter([next(attempts, [])])
+        found = zxingcpp.read_barcodes(_gray(image), formats=zxingcpp.BarcodeFormat.QRCode)
+        attempts = [[barcode.text for barcode in found if barcode.text]]
     for texts in attempts:
         for text in texts:
             if parse_qr_payload(text) is not None:
