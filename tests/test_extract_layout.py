@@ -186,3 +186,21 @@ def test_items_from_a_real_text_layer(eval_dir) -> None:
             "tax_amount": "17.48",
         }
     ]
+
+
+def test_receipt_without_invoice_number_takes_the_booking_id_for_review() -> None:
+    page = [
+        line("PAYMENT RECEIPT", 300, 40, 300),
+        line("Booking ID", 80, 200, 150),
+        line("Payment Mode", 600, 200, 200),
+        line("IBZY2087", 80, 240, 140),
+        line("Cash at Hotel", 600, 240, 200),
+        line("Grand Total", 80, 400, 150),
+        line("Rs 1939", 600, 400, 120),
+    ]
+    extraction = extract_fields(page, FieldSource.TEXT_LAYER, 0.9)
+    number = extraction.fields["invoice_number"]
+    assert extraction.doc_type == DocType.GENERIC_INVOICE
+    assert number.value == "IBZY2087"
+    assert number.status == FieldStatus.NEEDS_REVIEW
+    assert extraction.fields["total_amount"].value == "1939.00"

@@ -62,6 +62,7 @@ TOTAL_LABEL = re.compile(
 CELL_NUMBER_LABEL = re.compile(
     r"(invoice|factuur|rechnung|facture)(no\.?|number|nr\.?|nummer|#)?:?", re.IGNORECASE
 )
+REFERENCE_LABEL = re.compile(r"(booking|reservation|reference|ref)(id|no\.?|number|#)?:?", re.IGNORECASE)
 SUMMARY = re.compile(r"(gst|tax|vat|btw|mwst)summary", re.IGNORECASE)
 WHOLE_AMOUNT = re.compile(r"(?:Rs\.?|\$|€|£|RM|¥|INR|USD|EUR)\s?(\d{1,3}(?:,\d{3})+|\d+)(?![\d.,]\d)")
 NOT_TOTAL = re.compile(
@@ -219,6 +220,13 @@ def extract_generic(lines: Sequence[TextLine]) -> tuple[dict[str, Hit | None], l
     notes: list[str] = []
     found["vendor_name"] = _vendor(lines)
     found["invoice_number"] = _first(rows, NUMBER_LABEL, accept_number) or _under_cell_label(lines)
+    if found["invoice_number"] is None:
+        # Receipts without an invoice number identify themselves by a booking or reference number.
+        found["invoice_number"] = _first(rows, REFERENCE_LABEL, accept_number) or _under_cell_label(
+            lines, REFERENCE_LABEL
+        )
+        if found["invoice_number"] is not None:
+            notes.append("invoice_number: no invoice number printed; a booking or reference number was taken")
     found["issue_date"] = _date(rows, lines, notes)
     found["total_amount"] = _total(rows, lines, notes)
     found["amount_excl_tax"] = _first(rows, SUBTOTAL_LABEL, accept_amount)
@@ -294,10 +302,11 @@ def _total(rows: Sequence[Row], lines: Sequence[TextLine], notes: list[str]) -> 
     return max(amounts, key=lambda hit: Decimal(hit.text))
 
 
-def _under_cell_label(lines: Sequence[TextLine]) -> Hit | None:
+def _under_cell_label(lines: Sequence[TextLine], cell: re.Pattern[str] | None = None) -> Hit | None:
     """Table headers: a cell that says only "Invoice" / "Factuur" with the number in the cell below."""
+    cell = cell or CELL_NUMBER_LABEL
     for label in lines:
-        if not CELL_NUMBER_LABEL.fullmatch(normalize(label.text)):
+        if not cell.fullmatch(normalize(label.text)):
             continue
         below = [
             line
