@@ -22,6 +22,7 @@ from pipeline.extract.layout import (
     read_match,
     spaced,
     spaced_tail,
+    vertical_overlap,
 )
 from pipeline.model import TextLine
 
@@ -363,6 +364,7 @@ def _vendor(lines: Sequence[TextLine]) -> Hit | None:
         value += 1.5 if COMPANY.search(text) else 0.0
         value += 0.5 if text.upper() == text else 0.0
         value -= 0.15 * len(re.findall(r"\d", text))
+        value -= 1.5 if text.endswith(",") else 0.0  # an address line continues after a comma
         value -= (line.y0 - top) / max(bottom - top, 1.0) * 3
         return value
 
@@ -370,16 +372,38 @@ def _vendor(lines: Sequence[TextLine]) -> Hit | None:
     if not ranked or score(ranked[0]) < 0:
         return None
     best = ranked[0]
-    text = re.sub(r"\s*\((?:co\.?\s*no\.?\s*)?[\dA-Z-]*\d[\dA-Z-]*\)\s*$", "", best.text.strip(), flags=re.I)
+    # OCR splits a wide name into boxes on one baseline ("SAM" "SAM TRADING" "CO"): take the row.
+    row = sorted(
+        (
+            line
+            for line in upper
+            if line is best
+            or (
+                vertical_overlap(line, best) >= 0.6
+                and not re.search(r"\d", line.text)
+                and not NOT_VENDOR.search(normalize(line.text).lstrip("*#-·. "))
+            )
+        ),
+        key=lambda line: line.x0,
+    )
+    # Only the boxes that continue the name: no wide gap (a heading or a column on the same line).
+    start = end = row.index(best)
+    while start > 0 and row[start].x0 - row[start - 1].x1 <= 2.5 * best.height:
+        start -= 1
+    while end < len(row) - 1 and row[end + 1].x0 - row[end].x1 <= 2.5 * best.height:
+        end += 1
+    parts = row[start : end + 1]
+    text = " ".join(line.text.strip() for line in parts)
+    text = re.sub(r"\s*\((?:co\.?\s*no\.?\s*)?[\dA-Z-]*\d[\dA-Z-]*\)\s*$", "", text, flags=re.I)
     text = text.replace("·", " ")
     # Names printed over two lines ("HOME MASTER HARDWARE &" / "ELECTRICAL").
     below = [
         line
         for line in upper
-        if 0 < line.y0 - best.y1 < best.height and abs(line.height - best.height) < 0.3 * best.height
+        if 0 <= line.y0 - best.y1 < 1.5 * best.height and abs(line.height - best.height) < 0.4 * best.height
     ]
     below = [line for line in below if not re.search(r"\d", line.text)]
     if text.endswith(("&", "-")) and below:
         nxt = min(below, key=lambda line: line.y0)
-        return Hit(f"{text} {nxt.text.strip()}", (best, nxt))
-    return Hit(text, (best,))
+        return Hit(f"{text} {nxt.text.strip()}", (*parts, nxt))
+    return Hit(text, tuple(parts))
