@@ -204,3 +204,76 @@ def test_receipt_without_invoice_number_takes_the_booking_id_for_review() -> Non
     assert number.value == "IBZY2087"
     assert number.status == FieldStatus.NEEDS_REVIEW
     assert extraction.fields["total_amount"].value == "1939.00"
+
+
+def receipt(*body: TextLine, name: str = "KEDAI RUNCIT MAJU JAYA") -> list[TextLine]:
+    """A Malaysian till receipt: shop header, company number, address, title, then the body."""
+    return [
+        line(name, 120, 40, 22 * len(name)),
+        line("(001234567-K)", 260, 80, 220),
+        line("NO. 12, JALAN BESAR, 45600 KLANG", 100, 120, 560),
+        line("SIMPLIFIED TAX INVOICE", 200, 200, 420),
+        *body,
+    ]
+
+
+def test_receipt_vendor_is_the_header_not_the_customer_under_the_title() -> None:
+    page = receipt(
+        line("BIG BUYER ENGINEERING (M) SDN BHD", 100, 240, 600),
+        line("TOTAL", 80, 400, 100),
+        line("12.00", 600, 400, 100),
+        line("THANK YOU. PLEASE COME AGAIN", 160, 3000, 500),  # a long till roll
+    )
+    assert extract_fields(page, FieldSource.OCR, 0.9).fields["vendor_name"].value == "KEDAI RUNCIT MAJU JAYA"
+
+
+def test_vendor_name_ocr_confusions_and_glued_company_number() -> None:
+    cases = {
+        "99 SPEED MART S/BS19537-X)": "99 SPEED MART S/B",
+        "Taste Of The WorId Sdn Bhd": "Taste Of The World Sdn Bhd",
+        "BOOK TA _K (TAMAN DAYA) SDN BHD": "BOOK TA .K (TAMAN DAYA) SDN BHD",
+        "AIK_HUAT HARDWARE": "AIK HUAT HARDWARE",
+    }
+    for printed, expected in cases.items():
+        page = receipt(line("TOTAL", 80, 400, 100), line("12.00", 600, 400, 100), name=printed)
+        assert extract_fields(page, FieldSource.OCR, 0.9).fields["vendor_name"].value == expected, printed
+
+
+def test_total_after_rounding_when_the_rounded_amount_is_printed() -> None:
+    page = receipt(
+        line("TOTAL AMT.", 80, 400, 200),
+        line("60.31", 600, 400, 100),
+        line("ROUNDING ADJ", 80, 440, 200),
+        line("-0.01", 600, 440, 100),
+        line("RM", 80, 480, 60),
+        line("60.30", 600, 480, 100),
+        line("CASH", 80, 520, 100),
+        line("70.30", 600, 520, 100),
+    )
+    assert extract_fields(page, FieldSource.OCR, 0.9).fields["total_amount"].value == "60.30"
+    # Without the rounded amount printed, the rounding alone is no evidence: the labelled total stays.
+    assert extract_fields(page[:-4] + page[-2:], FieldSource.OCR, 0.9).fields["total_amount"].value == "60.31"
+
+
+def test_total_is_never_the_cash_tendered() -> None:
+    # "GRAND TOTAL 1000": the decimal point was lost; the next row is the cash, not the total.
+    misread = receipt(
+        line("SUB TOTAL", 80, 360, 200),
+        line("10.00", 600, 360, 100),
+        line("GRAND TOTAL", 80, 400, 200),
+        line("1000", 600, 400, 80),
+        line("CASH", 80, 440, 100),
+        line("20.00", 600, 440, 100),
+        line("CHANGE", 80, 480, 120),
+        line("10.00", 600, 480, 100),
+    )
+    total = extract_fields(misread, FieldSource.OCR, 0.9).fields["total_amount"]
+    assert total.value == "10.00"
+    assert total.status == FieldStatus.NEEDS_REVIEW
+    unlabelled = receipt(
+        line("TL:RM", 80, 400, 100),
+        line("28.60", 600, 400, 100),
+        line("CASH", 80, 440, 100),
+        line("100.00", 600, 440, 120),
+    )
+    assert extract_fields(unlabelled, FieldSource.OCR, 0.9).fields["total_amount"].value == "28.60"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
@@ -112,6 +113,9 @@ NOT_VENDOR = re.compile(
     r"|^rechnung|^factuur|^facture|^attn|^to:|^ship|^sold|^gst|^co\.?(reg|no)|^\(?(co|company|roc)\.?no",
     re.IGNORECASE,
 )
+PAYMENT_ROW = re.compile(r"cash|change|tender|paid|rounding|card|visa|master", re.IGNORECASE)
+ROUNDING = re.compile(r"rounding|roundingadj|round(ed)?adj", re.IGNORECASE)
+TITLE = re.compile(r"^(simplified)?(tax)?(invoice|receipt)$|^cashbill$|^officialreceipt$", re.IGNORECASE)
 COMPANY = re.compile(
     r"\b(sdn\.?\s*bhd|s/b|bhd|inc\.?|ltd\.?|llc|gmbh|ag|b\.v\.|bv|co\.|corp|limited|enterprise|trading"
     r"|s\.a\.r?\.?l?|s\.a\.|restaurant|hardware|market|mart|store|stationery|services)\b",
@@ -291,16 +295,47 @@ def _total(rows: Sequence[Row], lines: Sequence[TextLine], notes: list[str]) -> 
             line = match.row.lines[-1]
             candidates.append(Hit(f"{max(on_row):.2f}", (line,)))
             continue
-        hit = read_match(rows, match, accept_amount, None, keep_spaces=True)
+        # A number on the label's row that does not read as an amount ("1000" for "10.00") is the
+        # total misread: the amount on the next row (often the cash tendered) is not.
+        look_below = not re.search(r"\d", _row_rest(match))
+        hit = read_match(rows, match, accept_amount, None, look_below=look_below, keep_spaces=True)
         if hit is not None and Decimal(hit.text) > 0:
             candidates.append(hit)
     if candidates:
-        return max(candidates, key=lambda hit: (hit.lines[0].page, hit.lines[0].y0, Decimal(hit.text)))
-    amounts = [Hit(value, (line,)) for line in lines if (value := accept_amount(normalize(line.text)))]
+        best = max(candidates, key=lambda hit: (hit.lines[0].page, hit.lines[0].y0, Decimal(hit.text)))
+        return _after_rounding(rows, best)
+    # Cash tendered and change are never the total; neither is the rounding.
+    amounts = [
+        Hit(value, (line,))
+        for row in rows
+        if not PAYMENT_ROW.search(row.text)
+        for line in row.lines
+        if (value := accept_amount(normalize(line.text)))
+    ]
     if not amounts:
         return None
     notes.append("total_amount: no total label found; the largest amount on the page was taken")
     return max(amounts, key=lambda hit: Decimal(hit.text))
+
+
+def _after_rounding(rows: Sequence[Row], total: Hit) -> Hit:
+    """A rounding row under the total makes the payable amount, when that amount is printed below."""
+    line = total.lines[0]
+    below = [row for row in rows if row.page == line.page and row.y0 >= line.y1 - 0.3 * line.height][:3]
+    rounding = next((row for row in below if ROUNDING.search(row.text)), None)
+    if rounding is None:
+        return total
+    adjustments = amounts_in(" ".join(spaced(item.text) for item in rounding.lines))
+    if len(adjustments) != 1:
+        return total
+    payable = Decimal(total.text) + adjustments[0]
+    for row in below:
+        if row.y0 <= rounding.y0 or PAYMENT_ROW.search(row.text):
+            continue
+        for item in row.lines:
+            if accept_amount(normalize(item.text)) == f"{payable:.2f}":
+                return Hit(f"{payable:.2f}", (item,))
+    return total
 
 
 def _under_cell_label(lines: Sequence[TextLine], cell: re.Pattern[str] | None = None) -> Hit | None:
@@ -345,6 +380,28 @@ def _first(
     return None
 
 
+def _unaccented(text: str) -> str:
+    """OCR puts accents on capitals ("INVOICÉ"); English titles have none."""
+    return "".join(char for char in unicodedata.normalize("NFKD", text) if not unicodedata.combining(char))
+
+
+def _name_like(text: str) -> bool:
+    """Could be a company name: logos read as a few letters, hand-written names are lower case."""
+    text = text.strip()
+    letters = len(re.findall(r"[A-Za-z]", text))
+    return letters >= 5 and text.lower() != text and not NOT_VENDOR.search(normalize(text).lstrip("*#-·. "))
+
+
+def _fix_name_confusions(text: str) -> str:
+    """OCR confusions that a printed company name makes certain."""
+    text = text.replace("·", " ")
+    # "WorId": a capital I between small letters is a small l.
+    text = re.sub(r"(?<=[a-z])I(?=[a-z])", "l", text)
+    # Names never hold "_": inside a word it is a gap, beside a space a low dot ("TA _K" is "TA .K").
+    text = re.sub(r"(?<=[A-Za-z])_(?=[A-Za-z])", " ", text)
+    return text.replace("_", ".")
+
+
 def _vendor(lines: Sequence[TextLine]) -> Hit | None:
     """The issuer's name: the most prominent company-like line near the top of the page."""
     if not lines:
@@ -352,13 +409,25 @@ def _vendor(lines: Sequence[TextLine]) -> Hit | None:
     top = min(line.y0 for line in lines)
     bottom = max(line.y1 for line in lines)
     upper = [line for line in lines if line.y0 <= top + 0.3 * (bottom - top)]
+    # Receipts print the shop's header, then the title ("TAX INVOICE"), then the customer:
+    # once a name stands above the title, names below it are the buyer's.
+    title = next(
+        (
+            line
+            for line in sorted(upper, key=lambda line: line.y0)
+            if TITLE.match(_unaccented(normalize(line.text)))
+        ),
+        None,
+    )
+    if title is not None:
+        header = [line for line in upper if line.y1 <= title.y0 + 0.5 * title.height]
+        if any(_name_like(line.text) for line in header):
+            upper = header
     median_height = sorted(line.height for line in upper)[len(upper) // 2] if upper else 1.0
 
     def score(line: TextLine) -> float:
         text = line.text.strip()
-        letters = len(re.findall(r"[A-Za-z]", text))
-        # Logos read as a few letters, and hand-written customer names, are not the issuer.
-        if letters < 5 or text.lower() == text or NOT_VENDOR.search(normalize(text).lstrip("*#-·. ")):
+        if not _name_like(text):
             return -1.0
         value = line.height / max(median_height, 1.0)
         value += 1.5 if COMPANY.search(text) else 0.0
@@ -395,7 +464,9 @@ def _vendor(lines: Sequence[TextLine]) -> Hit | None:
     parts = row[start : end + 1]
     text = " ".join(line.text.strip() for line in parts)
     text = re.sub(r"\s*\((?:co\.?\s*no\.?\s*)?[\dA-Z-]*\d[\dA-Z-]*\)\s*$", "", text, flags=re.I)
-    text = text.replace("·", " ")
+    # A company number glued to the name, its "(" often read as a letter: "MART S/BS19537-X) PAI".
+    text = re.sub(r"\s*[(A-Z]?\d{5,}-[A-Z]\).*$", "", text)
+    text = _fix_name_confusions(text)
     # Names printed over two lines ("HOME MASTER HARDWARE &" / "ELECTRICAL").
     below = [
         line
