@@ -194,6 +194,7 @@ def _validate_vat(run: _Run, today: date) -> None:
         _check_sum(run, words_trusted=words_total is not None, total_suspect=total_suspect)
     _check_structure(run, today)
     _check_rates(run)
+    _check_items_sum(run)
     if payload is not None:
         _check_qr(run, payload)
     _check_party_names(run)
@@ -449,6 +450,31 @@ def _check_rates(run: _Run) -> None:
         run.check("line_tax", not tax_problems, ("tax_amount",), detail)
         for problem in tax_problems:
             run.flag("tax_amount", problem)
+
+
+def _check_items_sum(run: _Run) -> None:
+    """The item lines' amounts add up to the amount excl. tax (and their taxes to the tax).
+
+    A line the table reader missed or misread shows here; the totals themselves are checked by
+    their own arithmetic, so a mismatch is a warning on the items, not a flag on a total.
+    """
+    items = run.result.items
+    if not items:
+        return
+    for key, keys, total_name in (
+        ("amounts", ("amount", "amount_excl_tax"), "amount_excl_tax"),
+        ("taxes", ("tax_amount", "tax"), "tax_amount"),
+    ):
+        total = run.amount(total_name)
+        values = [_to_amount(value) for item in items if (value := _item_value(item, *keys)) is not None]
+        if total is None or len(values) != len(items) or None in values:
+            continue
+        added = sum(values, Decimal(0))  # type: ignore[arg-type]
+        ok = added == total
+        detail = f"item {key} add up to {_fmt(added)}; {total_name} is {_fmt(total)}"
+        run.check(f"items_add_up:{key}", ok, (), detail)
+        if not ok:
+            run.result.warnings.append(f"{detail}: check the item lines")
 
 
 def _qr_equal(name: str, ours: str, theirs: str) -> bool:

@@ -266,9 +266,50 @@ def score(cases: list[Case], runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {
         "fields": table,
         "key_fields": key_summary,
+        "items": score_items(cases, runs),
         "doc_type_accuracy": doc_type_right / len(with_type) if with_type else None,
         "failures": failures,
     }
+
+
+def _cents(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value).replace(",", "")).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def score_items(cases: list[Case], runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Item lines have no labels here; their amounts and taxes must add up to the labelled totals.
+
+    Per modality: invoices with a labelled amount, how many had items read, and how many of those
+    have items whose amounts sum to the labelled amount excl. tax and whose taxes sum to the tax.
+    """
+    summary: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"invoices": 0, "with_items": 0, "items_add_up": 0}
+    )
+    for case in cases:
+        want_amount = _cents(case.expected.get("amount_excl_tax"))
+        want_tax = _cents(case.expected.get("tax_amount"))
+        if case.dataset != "cn" or want_amount is None or want_tax is None:
+            continue
+        items = ((runs[case.case_id]["result"] or {}).get("items")) or []
+        amounts = [_cents(item.get("amount")) for item in items]
+        taxes = [_cents(item.get("tax_amount")) for item in items]
+        adds_up = (
+            bool(items)
+            and None not in amounts
+            and sum(amounts, Decimal(0)) == want_amount  # type: ignore[arg-type]
+            and (None in taxes or sum(taxes, Decimal(0)) == want_tax)  # type: ignore[arg-type]
+        )
+        for modality in (case.modality, "all"):
+            entry = summary[f"cn/{modality}"]
+            entry["invoices"] += 1
+            entry["with_items"] += bool(items)
+            entry["items_add_up"] += adds_up
+    for entry in summary.values():
+        entry["add_up_rate"] = entry["items_add_up"] / entry["invoices"] if entry["invoices"] else 0.0
+    return dict(summary)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -344,6 +385,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{row['dataset']:14} {row['field']:20} {row['n']:>4} {row['accuracy']:>7.1%} "
                 f"{row['auto_accepted']:>8.1%} {row['silent_error_rate']:>7.2%}"
             )
+    if report["items"]:
+        print(f"\n{'items (no labels: sums)':36} {'invoices':>8} {'read':>6} {'add up':>7}")
+        for name, row in sorted(report["items"].items()):
+            print(f"{name:36} {row['invoices']:>8} {row['with_items']:>6} {row['add_up_rate']:>7.1%}")
     if report["doc_type_accuracy"] is not None:
         print(f"\ndoc_type accuracy: {report['doc_type_accuracy']:.1%}")
     run_info = report["run"]

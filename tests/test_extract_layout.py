@@ -277,3 +277,14 @@ def test_total_is_never_the_cash_tendered() -> None:
         line("100.00", 600, 440, 120),
     )
     assert extract_fields(unlabelled, FieldSource.OCR, 0.9).fields["total_amount"].value == "28.60"
+
+
+def test_a_due_date_named_after_the_label_is_not_the_issue_date() -> None:
+    page = [
+        line("Free Service Abonné", 80, 40, 300),
+        line("Facture n°562044387 du 02 Juillet 2015", 80, 300, 600),
+        line("Date limite de paiement le 05 Juillet 2015", 80, 340, 640),
+        line("Total facture", 80, 500, 200),
+        line("29.99", 800, 500, 100),
+    ]
+    assert extract_fields(page, FieldSource.TEXT_LAYER, 0.9).fields["issue_date"].value == "2015-07-02"

@@ -787,6 +787,26 @@ def test_line_tax_rule_on_items() -> None:
     assert result.fields["tax_amount"].status == FieldStatus.NEEDS_REVIEW
 
 
+def test_items_add_up_to_the_totals() -> None:
+    lines = [
+        {"name": "*运输服务*客运服务费", "amount": "500.00", "tax_rate": "3%", "tax_amount": "15.00"},
+        {"name": "*运输服务*客运服务费", "amount": "82.72", "tax_rate": "3%", "tax_amount": "2.48"},
+    ]
+    result = make_result(E_INVOICE)
+    result.items = lines
+    validate_invoice(result, today=TODAY)
+    assert {"items_add_up:amounts", "items_add_up:taxes"} <= passed(result)
+    # A line the table reader missed: the items are wrong, the totals (confirmed by their own sum) are not.
+    missed = make_result(E_INVOICE)
+    missed.items = lines[:1]
+    validate_invoice(missed, today=TODAY)
+    assert (
+        failed(missed)["items_add_up:amounts"] == "item amounts add up to 500.00; amount_excl_tax is 582.72"
+    )
+    assert any("check the item lines" in warning for warning in missed.warnings)
+    assert missed.fields["amount_excl_tax"].status == FieldStatus.OK
+
+
 def test_exempt_line_with_starred_tax() -> None:
     result = make_result({**E_INVOICE, "tax_amount": "***", "amount_excl_tax": "600.20"})
     result.items = [{"amount": "600.20", "tax_rate": "免税", "tax_amount": "***"}]

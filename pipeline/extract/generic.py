@@ -252,9 +252,11 @@ NOT_TAX = re.compile(r"incl|inkl|exkl|excl|total(?!tax|gst|vat)|summary|%\)?$", 
 def _date(rows: Sequence[Row], lines: Sequence[TextLine], notes: list[str]) -> Hit | None:
     hit = None
     for match in find_labels(rows, DATE_LABEL):
+        # Due, payment and order dates, named before the label ("Due date") or after it
+        # ("Date limite de paiement", "Date of payment").
         if re.search(
             r"due|fällig|verval|échéance|limite|paiement|payment|order|bestel|liefer",
-            match.row.text[: match.end],
+            match.row.text[: match.end + 12],
             re.I,
         ):
             continue
