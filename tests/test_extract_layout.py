@@ -188,6 +188,43 @@ def test_items_from_a_real_text_layer(eval_dir) -> None:
     ]
 
 
+def test_items_wrapped_name_and_spec_and_a_half_read_sum_row() -> None:
+    from pipeline.extract.vat import extract_items
+
+    header = [
+        ("项目名称", 200),
+        ("规格型号", 500),
+        ("单位", 670),
+        ("数量", 780),
+        ("单价", 940),
+        ("金额", 1150),
+        ("税率", 1300),
+        ("税额", 1450),
+    ]
+    page = [line(text, x, 410, 90) for text, x in header] + [
+        line("*通信传输设备*新LoRa扩频无线模", 40, 450, 420),
+        line("E220-400MBL", 500, 450, 140),
+        line("个", 680, 450, 24),
+        line("1", 800, 450, 20),
+        line("51.33", 950, 450, 80),
+        line("51.33", 1160, 450, 80),
+        line("13%", 1310, 450, 50),
+        line("6.67", 1460, 450, 70),
+        line("块进口低功耗4", 40, 480, 200),  # the name and the spec wrap onto a second line
+        line("-01", 500, 480, 40),
+        line("*通信传输设备*价外费用", 40, 510, 300),
+        line("4.42", 1160, 510, 80),
+        line("0.58", 1460, 510, 70),
+        line("计", 260, 700, 24),  # 合计 letter-spaced, its 合 unread
+        line("¥55.75", 1150, 700, 100),
+    ]
+    items = extract_items(page)
+    assert [(item["name"], item["spec"], item["amount"]) for item in items] == [
+        ("*通信传输设备*新LoRa扩频无线模块进口低功耗4", "E220-400MBL-01", "51.33"),
+        ("*通信传输设备*价外费用", None, "4.42"),
+    ]
+
+
 def test_receipt_without_invoice_number_takes_the_booking_id_for_review() -> None:
     page = [
         line("PAYMENT RECEIPT", 300, 40, 300),
@@ -233,10 +270,18 @@ def test_vendor_name_ocr_confusions_and_glued_company_number() -> None:
         "Taste Of The WorId Sdn Bhd": "Taste Of The World Sdn Bhd",
         "BOOK TA _K (TAMAN DAYA) SDN BHD": "BOOK TA .K (TAMAN DAYA) SDN BHD",
         "AIK_HUAT HARDWARE": "AIK HUAT HARDWARE",
+        "UNIHAKKA INTERNATIONAL-SDN BHD": "UNIHAKKA INTERNATIONAL SDN BHD",
     }
     for printed, expected in cases.items():
         page = receipt(line("TOTAL", 80, 400, 100), line("12.00", 600, 400, 100), name=printed)
         assert extract_fields(page, FieldSource.OCR, 0.9).fields["vendor_name"].value == expected, printed
+
+
+def test_vendor_name_over_two_lines_whose_boxes_overlap() -> None:
+    page = receipt(line("TOTAL", 80, 400, 100), line("12.00", 600, 400, 100), name="HOME MASTER HARDWARE &")
+    page.insert(1, line("ELECTRICAL", 220, 60, 220))  # OCR boxes of consecutive lines overlap
+    vendor = extract_fields(page, FieldSource.OCR, 0.9).fields["vendor_name"]
+    assert vendor.value == "HOME MASTER HARDWARE & ELECTRICAL"
 
 
 def test_total_after_rounding_when_the_rounded_amount_is_printed() -> None:

@@ -401,6 +401,8 @@ def _fix_name_confusions(text: str) -> str:
     text = re.sub(r"(?<=[a-z])I(?=[a-z])", "l", text)
     # Names never hold "_": inside a word it is a gap, beside a space a low dot ("TA _K" is "TA .K").
     text = re.sub(r"(?<=[A-Za-z])_(?=[A-Za-z])", " ", text)
+    # A legal suffix stands apart: "INTERNATIONAL-SDN BHD".
+    text = re.sub(r"(?<=[A-Za-z])[-_](?=(?:sdn|bhd|ltd|limited|inc|llc|gmbh)\b)", " ", text, flags=re.I)
     return text.replace("_", ".")
 
 
@@ -473,7 +475,10 @@ def _vendor(lines: Sequence[TextLine]) -> Hit | None:
     below = [
         line
         for line in upper
-        if 0 <= line.y0 - best.y1 < 1.5 * best.height and abs(line.height - best.height) < 0.4 * best.height
+        # OCR boxes of consecutive lines overlap a little: start below the name's middle.
+        if line.y0 > best.y0 + 0.6 * best.height
+        and -0.3 * best.height <= line.y0 - best.y1 < 1.5 * best.height
+        and abs(line.height - best.height) < 0.4 * best.height
     ]
     below = [line for line in below if not re.search(r"\d", line.text)]
     if text.endswith(("&", "-")) and below:

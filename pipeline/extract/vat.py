@@ -358,8 +358,8 @@ ITEM_COLUMNS = (
 def extract_items(lines: Sequence[TextLine]) -> list[dict[str, str | None]]:
     """Item lines of the goods table: columns from the header cells, rows down to 合计.
 
-    A row with text only in the name column continues the previous item's name (long
-    names wrap). Values are kept as printed, amounts normalised to two decimals.
+    A row with text only in the name, spec or unit columns continues the previous item
+    (long names and specs wrap). Values are kept as printed, amounts normalised to two decimals.
     """
     rows = build_rows(lines)
     header_index = next((i for i, row in enumerate(rows) if "税率" in row.text and "金额" in row.text), None)
@@ -419,8 +419,13 @@ def extract_items(lines: Sequence[TextLine]) -> list[dict[str, str | None]]:
                 cells[name] = (cells.get(name, "") + text).strip()
         if not cells:
             continue
-        if set(cells) == {"name"} and items and not cells["name"].startswith("*"):
-            items[-1]["name"] = (items[-1]["name"] or "") + cells["name"]
+        if cells.get("name") and set(cells["name"]) <= set("合计"):
+            break  # the 合计 row with one of its letter-spaced characters unread
+        # Only wrapped text (name, spec, unit) and no new "*category*": the previous item goes on.
+        wrapped = set(cells) <= {"name", "spec", "unit"} and not cells.get("name", "").startswith("*")
+        if wrapped and items:
+            for key, text in cells.items():
+                items[-1][key] = (items[-1][key] or "") + text
             continue
         item: dict[str, str | None] = {name: cells.get(name) or None for name, _ in ITEM_COLUMNS}
         for key in ("amount", "tax_amount"):
