@@ -333,3 +333,33 @@ def test_a_due_date_named_after_the_label_is_not_the_issue_date() -> None:
         line("29.99", 800, 500, 100),
     ]
     assert extract_fields(page, FieldSource.TEXT_LAYER, 0.9).fields["issue_date"].value == "2015-07-02"
+
+
+def test_printed_date_forms() -> None:
+    from pipeline.extract.generic import parse_any_date
+
+    assert parse_any_date("2024-03-15") == ("2024-03-15", False)
+    assert parse_any_date("August 3, 2014") == ("2014-08-03", False)
+    assert parse_any_date("02 Juillet 2015") == ("2015-07-02", False)
+    assert parse_any_date("25/12/2017 14:03") == ("2017-12-25", False)
+    assert parse_any_date("05/03/2018") == ("2018-03-05", True)  # day first, flagged
+    assert parse_any_date(":10-03-201823:03:06") == ("2018-03-10", True)  # time glued to the year
+    assert parse_any_date("20/03/201") is None
+
+
+def test_cash_less_change_confirms_a_receipt_total() -> None:
+    def total_with_change(change: str) -> FieldStatus:
+        page = receipt(
+            line("TOTAL", 80, 400, 100),
+            line("28.60", 600, 400, 100),
+            line("CASH", 80, 440, 100),
+            line("50.00", 600, 440, 100),
+            line("CHANGE", 80, 480, 120),
+            line(change, 600, 480, 100),
+        )
+        total = extract_fields(page, FieldSource.OCR, 0.9).fields["total_amount"]
+        assert total.value == "28.60"
+        return total.status
+
+    assert total_with_change("21.40") == FieldStatus.OK
+    assert total_with_change("21.00") == FieldStatus.NEEDS_REVIEW

@@ -37,11 +37,11 @@ def to_field(hit: Hit | None, source: FieldSource, review_below: float, name: st
     return found
 
 
-def _require_evidence(fields: dict[str, Field]) -> None:
-    """Free-form invoices have no checksums: accept only what arithmetic or a clear label backs.
+def _require_evidence(fields: dict[str, Field], paid: Decimal | None) -> None:
+    """Free-form invoices have no checksums: accept only what arithmetic on the page backs.
 
-    The vendor is picked by position on the page, and a total without a subtotal and tax
-    beside it cannot be checked, so both go to review unless the sum confirms the total.
+    The vendor is picked by position on the page, so it always goes to review. A total is
+    accepted when subtotal + tax make it, or when the cash tendered less the change does.
     """
     vendor = fields["vendor_name"]
     if vendor.value is not None:
@@ -49,9 +49,9 @@ def _require_evidence(fields: dict[str, Field]) -> None:
     total, excl, tax = (fields[name].value for name in ("total_amount", "amount_excl_tax", "tax_amount"))
     if total is None:
         return
-    confirmed = excl is not None and tax is not None and Decimal(excl) + Decimal(tax) == Decimal(total)
-    if not confirmed:
-        fields["total_amount"].flag("no subtotal and tax on the page confirm this total")
+    summed = excl is not None and tax is not None and Decimal(excl) + Decimal(tax) == Decimal(total)
+    if not summed and paid != Decimal(total):
+        fields["total_amount"].flag("neither subtotal + tax nor cash − change on the page confirm this total")
 
 
 def extract_fields(lines: Sequence[TextLine], source: FieldSource, review_below: float) -> Extraction:
@@ -64,13 +64,13 @@ def extract_fields(lines: Sequence[TextLine], source: FieldSource, review_below:
         fields = {name: to_field(hits[name], source, review_below, name) for name in VAT_FIELDS}
         return Extraction(doc_type, fields, list(extract_items(lines)))
     if looks_like_invoice(" ".join(line.text for line in lines)):
-        generic_hits, notes = extract_generic(lines)
-        fields = {name: to_field(generic_hits[name], source, review_below, name) for name in GENERIC_FIELDS}
-        for note in notes:
+        generic = extract_generic(lines)
+        fields = {name: to_field(generic.found[name], source, review_below, name) for name in GENERIC_FIELDS}
+        for note in generic.notes:
             name, _, reason = note.partition(": ")
             if fields[name].value is not None:
                 fields[name].flag(reason)
-        _require_evidence(fields)
+        _require_evidence(fields, generic.paid)
         return Extraction(DocType.GENERIC_INVOICE, fields)
     return Extraction(DocType.OTHER, {})
 

@@ -11,6 +11,7 @@ import datetime as dt
 import re
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from pipeline.extract.layout import (
@@ -113,6 +114,8 @@ NOT_VENDOR = re.compile(
     r"|^rechnung|^factuur|^facture|^attn|^to:|^ship|^sold|^gst|^co\.?(reg|no)|^\(?(co|company|roc)\.?no",
     re.IGNORECASE,
 )
+TENDERED_LABEL = re.compile(r"(cash|tendered|amounttendered|paid|amountpaid)(?![a-z])", re.IGNORECASE)
+CHANGE_LABEL = re.compile(r"(cash)?change(due)?(?![a-z])", re.IGNORECASE)
 PAYMENT_ROW = re.compile(r"cash|change|tender|paid|rounding|card|visa|master", re.IGNORECASE)
 ROUNDING = re.compile(r"rounding|roundingadj|round(ed)?adj", re.IGNORECASE)
 TITLE = re.compile(r"^(simplified)?(tax)?(invoice|receipt)$|^cashbill$|^officialreceipt$", re.IGNORECASE)
@@ -146,7 +149,8 @@ def parse_money(text: str) -> Decimal | None:
 
 def parse_any_date(text: str) -> tuple[str, bool] | None:
     """ISO date from common printed forms, and whether day and month order was ambiguous."""
-    text = text.strip()
+    # A time glued to the year, its space lost: "10-03-201823:03:06".
+    text = re.sub(r"(?<=[-/.]\d{4})(?=\d{1,2}:\d{2})", " ", text.strip())
     match = re.search(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)", text)
     if match:
         return _iso(int(match[1]), int(match[2]), int(match[3])), False
@@ -218,8 +222,15 @@ def _spaced(line: TextLine) -> str:
     return re.sub(r"\s+", " ", line.text).strip()
 
 
-def extract_generic(lines: Sequence[TextLine]) -> tuple[dict[str, Hit | None], list[str]]:
-    """Raw hits for a non-VAT invoice, and notes that should send a field to review."""
+@dataclass
+class GenericHits:
+    found: dict[str, Hit | None]
+    notes: list[str]  # "field: reason" that sends a field to review
+    paid: Decimal | None  # cash tendered − change, when both are printed
+
+
+def extract_generic(lines: Sequence[TextLine]) -> GenericHits:
+    """Raw hits for a non-VAT invoice, notes that should send a field to review, the amount paid."""
     rows = build_rows(lines)
     found: dict[str, Hit | None] = dict.fromkeys(GENERIC_FIELDS)
     notes: list[str] = []
@@ -243,7 +254,23 @@ def extract_generic(lines: Sequence[TextLine]) -> tuple[dict[str, Hit | None], l
             first_line = next((line for line in lines if pattern.search(line.text)), lines[0])
             found["currency"] = Hit(code, (first_line,))
             break
-    return found, notes
+    return GenericHits(found, notes, _paid(rows))
+
+
+def _paid(rows: Sequence[Row]) -> Decimal | None:
+    """What the customer paid: the cash tendered less the change given back."""
+
+    def last_amount(label: re.Pattern[str]) -> Decimal | None:
+        for row in rows:
+            if label.match(row.text):
+                amounts = amounts_in(" ".join(spaced(line.text) for line in row.lines))
+                return amounts[-1] if amounts else None
+        return None
+
+    tendered, change = last_amount(TENDERED_LABEL), last_amount(CHANGE_LABEL)
+    if tendered is None or change is None or change < 0 or change >= tendered:
+        return None
+    return tendered - change
 
 
 NOT_TAX = re.compile(r"incl|inkl|exkl|excl|total(?!tax|gst|vat)|summary|%\)?$", re.IGNORECASE)
