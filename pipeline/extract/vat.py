@@ -173,6 +173,9 @@ def classify(title: str, text: str) -> DocType:
         return DocType.VAT_SPECIAL_PAPER
     if "电子普通发票" in text:
         return DocType.VAT_E_INVOICE_GENERAL
+    # Paper 专票 print no 校验码; 普票 print one (label and 20 digits).
+    if "校验码" not in text and not re.search(r"(?<!\d)\d{20}(?!\d)", text):
+        return DocType.VAT_SPECIAL_PAPER
     return DocType.VAT_GENERAL_PAPER
 
 
