@@ -286,7 +286,7 @@ def score_items(cases: list[Case], runs: dict[str, dict[str, Any]]) -> dict[str,
     have items whose amounts sum to the labelled amount excl. tax and whose taxes sum to the tax.
     """
     summary: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"invoices": 0, "with_items": 0, "items_add_up": 0}
+        lambda: {"invoices": 0, "with_items": 0, "items_add_up": 0, "not_adding_up": []}
     )
     for case in cases:
         want_amount = _cents(case.expected.get("amount_excl_tax"))
@@ -307,6 +307,8 @@ def score_items(cases: list[Case], runs: dict[str, dict[str, Any]]) -> dict[str,
             entry["invoices"] += 1
             entry["with_items"] += bool(items)
             entry["items_add_up"] += adds_up
+            if not adds_up:
+                entry["not_adding_up"].append(case.case_id)
     for entry in summary.values():
         entry["add_up_rate"] = entry["items_add_up"] / entry["invoices"] if entry["invoices"] else 0.0
     return dict(summary)

@@ -215,7 +215,7 @@ def test_items_wrapped_name_and_spec_and_a_half_read_sum_row() -> None:
         line("*通信传输设备*价外费用", 40, 510, 300),
         line("4.42", 1160, 510, 80),
         line("0.58", 1460, 510, 70),
-        line("计", 260, 700, 24),  # 合计 letter-spaced, its 合 unread
+        line("计", 460, 700, 24),  # 合计 letter-spaced, its 合 unread, 计 under the spec column
         line("¥55.75", 1150, 700, 100),
     ]
     items = extract_items(page)

@@ -422,8 +422,9 @@ def extract_items(lines: Sequence[TextLine]) -> list[dict[str, str | None]]:
                 cells[name] = (cells.get(name, "") + text).strip()
         if not cells:
             continue
-        if cells.get("name") and set(cells["name"]) <= set("合计"):
-            break  # the 合计 row with one of its letter-spaced characters unread
+        words = "".join(cells.get(key, "") for key in ("name", "spec", "unit"))
+        if words and set(words) <= set("合计"):
+            break  # the 合计 row, one of its letter-spaced characters unread or shifted right
         # Only wrapped text (name, spec, unit) and no new "*category*": the previous item goes on.
         wrapped = set(cells) <= {"name", "spec", "unit"} and not cells.get("name", "").startswith("*")
         if wrapped and items:
