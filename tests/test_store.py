@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,3 +93,31 @@ def test_result_round_trip() -> None:
     again = InvoiceResult.from_dict(json.loads(json.dumps(result.to_dict())))
     assert again.to_dict() == result.to_dict()
     assert again.status.value == "needs_review"
+
+
+def _open_index(path: str, barrier: Any, outcomes: Any) -> None:
+    from pipeline.store.index import Index
+
+    barrier.wait()
+    try:
+        Index(Path(path)).close()
+        outcomes.put("ok")
+    except StorageError as exc:
+        outcomes.put(str(exc))
+
+
+def test_processes_opening_a_new_index_at_once_all_succeed(tmp_path: Path) -> None:
+    """Two watchers or batch workers starting together on a fresh store: SQLite refuses the
+    switch to WAL at once (no busy wait) while another process holds the lock."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for attempt in range(15):
+        barrier, outcomes = context.Barrier(3), context.Queue()
+        path = str(tmp_path / f"store{attempt}" / "index.sqlite")
+        processes = [context.Process(target=_open_index, args=(path, barrier, outcomes)) for _ in range(3)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(60)
+        assert [outcomes.get(timeout=5) for _ in processes] == ["ok"] * 3

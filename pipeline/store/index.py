@@ -180,6 +180,20 @@ class Query:
     fuzzy_cutoff: float = 80.0
 
 
+def _enable_wal(db: sqlite3.Connection, patience: float = 30.0) -> None:
+    """Switch to WAL, retrying: SQLite refuses the switch at once, without waiting on its busy
+    timeout, while another process opening the same new index holds the lock."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class Index:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -189,7 +203,7 @@ class Index:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
             self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(self._db)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=30000")
             # Listings read rows scattered over the file: keep them in memory, not in read() calls.
