@@ -51,7 +51,9 @@ def _require_evidence(fields: dict[str, Field], paid: Decimal | None) -> None:
         return
     summed = excl is not None and tax is not None and Decimal(excl) + Decimal(tax) == Decimal(total)
     if not summed and paid != Decimal(total):
-        fields["total_amount"].flag("neither subtotal + tax nor cash − change on the page confirms this total")
+        fields["total_amount"].flag(
+            "neither subtotal + tax nor cash − change on the page confirms this total"
+        )
 
 
 def extract_fields(lines: Sequence[TextLine], source: FieldSource, review_below: float) -> Extraction:
