@@ -35,7 +35,7 @@ from pipeline.review import (
     review_history,
     review_queue,
 )
-from pipeline.review.corrections import normalize_value, reviews_prefix
+from pipeline.review.corrections import normalize_value
 from pipeline.review.images import crop_box, decode_png
 from pipeline.review.tui import run_tui
 from pipeline.review.web import ReviewServer, document_payload
@@ -300,9 +300,8 @@ def test_correction_is_stored_audited_indexed_and_rechecked(built: ReviewStore, 
     )
     assert record["reviewer"] == "alice"
     assert record["reviewed_at"].endswith("Z") and record["reviewed_at"][:4].isdigit()
-    prefix = reviews_prefix(document_id)
+    prefix = f"documents/{document_id[:2]}/{document_id}/reviews/"
     assert record["key"].startswith(prefix) and record["key"].endswith("-total_amount.json")
-    assert prefix == f"documents/{document_id[:2]}/{document_id}/reviews/"
     assert json.loads(store.objects.get(record["key"])) == record
 
     row = index_row(store, document_id)
@@ -450,18 +449,69 @@ def test_without_reconcile_hooks_nothing_is_rematched(
     assert result.value("total_amount") == "48360.72"
 
 
-def test_without_save_review_the_basic_store_api_is_used(built: ReviewStore, store: Store) -> None:
-    class Basic:
-        """Only what every store has: objects, index, load_result."""
+def test_a_correction_stored_by_another_clerk_meanwhile_is_kept(built: ReviewStore, store: Store) -> None:
+    """Two clerks on one invoice: each stores a record, then rebuilds result.json from all of them."""
+    other = {"field": "invoice_number", "action": "correct", "new_value": "INV-2025-9999", "reviewer": "bob"}
+    real_replace = store.replace_result
+    calls = []
 
-        def __init__(self, inner: Store) -> None:
-            self.objects, self.index, self.load_result = inner.objects, inner.index, inner.load_result
+    def replace_while_bob_saves(result: InvoiceResult) -> None:
+        if not calls:  # bob's record lands after alice read the records, before her result is written
+            store.save_review_record(built.generic_id, other, "20000101T000000.000000Z-invoice_number")
+        calls.append(result.value("invoice_number"))
+        real_replace(result)
 
-    apply_correction(Basic(store), built.generic_id, "issue_date", "2025-09-02", "alice")  # type: ignore[arg-type]
-    stored = stored_json(store, built.generic_id)["fields"]["issue_date"]
-    assert (stored["value"], stored["source"]) == ("2025-09-02", "review")
-    assert review_history(store, built.generic_id)[0]["new_value"] == "2025-09-02"
-    assert index_row(store, built.generic_id)["review_fields"] == ""
+    store.replace_result = replace_while_bob_saves  # type: ignore[method-assign]
+    result = apply_correction(store, built.generic_id, "issue_date", "2025-09-02", "alice")
+    assert len(calls) == 2  # alice's first result missed bob's record: she wrote again
+    stored = stored_json(store, built.generic_id)["fields"]
+    assert (stored["issue_date"]["value"], stored["invoice_number"]["value"]) == (
+        "2025-09-02",
+        "INV-2025-9999",
+    )
+    assert result.value("invoice_number") == "INV-2025-9999"
+
+
+def _correct_in_own_process(path: str, document_id: str, field: str, value: str, barrier: Any) -> None:
+    store = open_store(path)
+    try:
+        barrier.wait()
+        apply_correction(store, document_id, field, value, "clerk")
+    finally:
+        store.close()
+
+
+def test_clerks_correcting_one_invoice_at_once_lose_nothing(built: ReviewStore) -> None:
+    """Three review sessions (processes, like three `invoices review`) correct one invoice at once."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for round_number in range(3):
+        corrections = [
+            ("issue_date", f"2025-09-0{round_number + 2}"),
+            ("invoice_number", f"INV-2025-000{round_number}"),
+            ("currency", ["EUR", "GBP", "USD"][round_number]),
+        ]
+        barrier = context.Barrier(len(corrections))
+        processes = [
+            context.Process(
+                target=_correct_in_own_process,
+                args=(str(built.path), built.generic_id, name, value, barrier),
+            )
+            for name, value in corrections
+        ]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(60)
+            assert process.exitcode == 0
+        store = built.open()
+        try:
+            stored = stored_json(store, built.generic_id)["fields"]
+            assert {name: stored[name]["value"] for name, _ in corrections} == dict(corrections)
+            assert len(review_history(store, built.generic_id)) == 3 * (round_number + 1)
+        finally:
+            store.close()
 
 
 def test_review_records_are_create_only(built: ReviewStore, store: Store) -> None:

@@ -10,6 +10,7 @@ import json
 import re
 import secrets
 import shutil
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -393,17 +394,22 @@ def test_server_stopped_mid_batch(
         (inputs / f"invoice-{n}.pdf").write_bytes(source + f"\n% copy {n}\n".encode())
     shutil.copy(SAMPLES / "fully_digital_general.pdf", inputs / "invoice-4.pdf")
 
-    # Stop the server as the second document's first page is written: after its original.
+    # Stop the server right after the first document is committed (its result.json written).
+    # Results are saved by several threads: the lock makes "write, then stop" one step for them,
+    # so exactly one document is complete and the others meet a dead endpoint, some of them
+    # after writing their original or pages.
     real_put = S3ObjectStore.put
-    page_writes = 0
+    one_at_a_time = threading.Lock()
+    stopped = False
 
     def put_then_stop(self: S3ObjectStore, key: str, *args: Any, **kwargs: Any) -> bool:
-        nonlocal page_writes
-        if key.endswith("/pages/1.png"):
-            page_writes += 1
-            if page_writes == 2:
+        nonlocal stopped
+        with one_at_a_time:
+            written = real_put(self, key, *args, **kwargs)
+            if key.endswith("/result.json") and not stopped:
+                stopped = True
                 restartable.stop()
-        return real_put(self, key, *args, **kwargs)
+            return written
 
     monkeypatch.setattr(S3ObjectStore, "put", put_then_stop)
     code = main(["ingest", str(inputs), "--store", url, "--index", index, "--workers", "1"])
@@ -420,7 +426,9 @@ def test_server_stopped_mid_batch(
     complete = {key.split("/")[2] for key in store.objects.keys("documents/") if key.endswith("/result.json")}
     assert complete == {stored["document_id"]}, "no partial record: only the committed document"
     originals = {key.split("/")[2] for key in store.objects.keys("documents/") if key.endswith("/original")}
-    assert len(originals) == 2, "the interrupted document's original was written, but no result"
+    assert stored["document_id"] in originals, (
+        "an interrupted document may leave its original, never a result"
+    )
     store.close()
 
     monkeypatch.setattr(S3ObjectStore, "put", real_put)

@@ -2,20 +2,19 @@
 
 A correction (or an acceptance: the value is right as read) is checked against its field's format first;
 bad input raises ``ReviewInputError`` and nothing is stored. Otherwise it is written as an audit record
-(create-only) under ``documents/<id[:2]>/<id>/reviews/<UTC time>-<field>.json``, the rules are re-run on
-the whole result, the result JSON is overwritten and the index row updated; then the ledger match is
-re-run where ``pipeline.reconcile`` offers ``rematch_document(store, document_id)``.
+(create-only) under ``documents/<id[:2]>/<id>/reviews/<UTC time>-<field>.json``; the result JSON is
+rebuilt from every record of the invoice (so concurrent review sessions lose nothing), the rules are re-run
+on the whole result, and the index row is updated; then the ledger match is re-run where
+``pipeline.reconcile`` offers ``rematch_document(store, document_id)``.
 """
 
 from __future__ import annotations
 
 import getpass
 import importlib
-import json
 import logging
 import os
 import re
-import time
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -44,7 +43,7 @@ from pipeline.model import (
     FieldStatus,
     InvoiceResult,
 )
-from pipeline.store.objects import document_prefix, original_key, result_key
+from pipeline.store.objects import review_key
 from pipeline.validate import QR_FIELDS, china_today, validate_invoice
 
 if TYPE_CHECKING:
@@ -52,7 +51,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REVIEWS_FOLDER = "reviews"
 DEFAULT_REVIEW_BELOW = 0.90  # the pipeline's default (Settings.review_below)
 
 ACCEPT = "accept"
@@ -412,19 +410,9 @@ def default_reviewer() -> str:
         return "unknown"
 
 
-def reviews_prefix(document_id: str) -> str:
-    return f"{document_prefix(document_id)}/{REVIEWS_FOLDER}/"
-
-
-def review_key(document_id: str, stamp: str) -> str:
-    """``documents/<id[:2]>/<id>/reviews/<stamp>.json``; the stamp is ``<UTC time>-<field>``."""
-    return f"{reviews_prefix(document_id)}{stamp}.json"
-
-
 def review_history(store: Store, document_id: str) -> list[dict[str, Any]]:
     """Every audit record of one document, oldest first."""
-    keys = sorted(key for key in store.objects.keys(reviews_prefix(document_id)) if key.endswith(".json"))
-    return [json.loads(store.objects.get(key)) for key in keys]
+    return [record for _, record in store.review_records(document_id)]
 
 
 def apply_correction(
@@ -455,16 +443,6 @@ def apply_correction(
     action = ACCEPT if accept or value == found.value else CORRECT
     old = found.to_dict()
 
-    before = _rule_reasons(result, today, review_below)
-    if action == ACCEPT:
-        has_value = found.value not in (None, "", [])
-        found.status = FieldStatus.OK if has_value else FieldStatus.MISSING
-        found.confidence = 1.0 if has_value else found.confidence  # a person confirmed it
-        found.reasons = []
-    else:
-        result.fields[field] = Field(value, 1.0, FieldStatus.OK, FieldSource.REVIEW, box=found.box)
-    _drop_stale_reasons(result, before, _rule_reasons(result, today, review_below), skip=field)
-
     now = datetime.now(UTC)
     record = {
         "document_id": document_id,
@@ -482,14 +460,60 @@ def apply_correction(
     }
     stamp = f"{now.strftime('%Y%m%dT%H%M%S.%fZ')}-{field}"
     record["key"] = review_key(document_id, stamp)
-
-    validate_invoice(result, today=today, review_below=review_below)
-    _keep_accepted(result, [*review_history(store, document_id), record])
-    result.warnings = list(dict.fromkeys(result.warnings))
-    _store_review(store, result, record, stamp)
+    store.save_review_record(document_id, record, stamp)
+    result = _settle(store, document_id, field, today, review_below)
     log.info("%s %s of %s by %s: %r -> %r", action, field, document_id[:12], reviewer, old["value"], value)
     if _rematch_ledger(store, document_id):
         result = store.load_result(document_id)
+    return result
+
+
+def _settle(
+    store: Store, document_id: str, acted_on: str, today: date | None, review_below: float
+) -> InvoiceResult:
+    """Rebuild result.json from the stored result and every review record, until no record is missing.
+
+    Two clerks correcting the same invoice at once each store their record first (create-only), then
+    each rebuilds the result from all records and writes it. Whoever wrote a result built without the
+    other's record sees that record afterwards and writes again, so the last result.json holds both.
+    """
+    for _ in range(10):
+        records = store.review_records(document_id)
+        result = _replay(
+            store.load_result(document_id), [r for _, r in records], acted_on, today, review_below
+        )
+        store.replace_result(result)
+        if {key for key, _ in store.review_records(document_id)} <= {key for key, _ in records}:
+            return result
+    raise StorageError(f"invoice {document_id[:12]} keeps changing under review; try again")
+
+
+def _replay(
+    result: InvoiceResult,
+    history: list[dict[str, Any]],
+    acted_on: str,
+    today: date | None,
+    review_below: float,
+) -> InvoiceResult:
+    """The result with every correction in ``history`` applied (oldest first) and the rules re-run."""
+    before = _rule_reasons(result, today, review_below)
+    for record in history:
+        found = result.fields.get(record.get("field", ""))
+        if record.get("action") == CORRECT and found is not None:
+            box = found.box
+            result.fields[record["field"]] = Field(
+                record["new_value"], 1.0, FieldStatus.OK, FieldSource.REVIEW, box=box
+            )
+    latest = {record.get("field"): record for record in history}.get(acted_on, {})
+    found = result.fields.get(acted_on)
+    if latest.get("action") == ACCEPT and found is not None:
+        has_value = found.value not in (None, "", [])
+        found.status = FieldStatus.OK if has_value else FieldStatus.MISSING
+        found.reasons = []
+    _drop_stale_reasons(result, before, _rule_reasons(result, today, review_below), skip=acted_on)
+    validate_invoice(result, today=today, review_below=review_below)
+    _keep_accepted(result, history)
+    result.warnings = list(dict.fromkeys(result.warnings))
     return result
 
 
@@ -552,25 +576,6 @@ def _keep_accepted(result: InvoiceResult, history: list[dict[str, Any]]) -> None
         found.reasons = []
         if has_value:
             found.confidence = 1.0
-
-
-def _store_review(store: Store, result: InvoiceResult, record: dict[str, Any], stamp: str) -> None:
-    """The audit record (create-only), then the corrected result.json, then the index row."""
-    save_review = getattr(store, "save_review", None)
-    if callable(save_review):  # the store's own: keeps the ingest metadata, counts reviews in the index
-        save_review(result, record, stamp)
-        return
-    document_id = result.document_id
-    body = json.dumps(record, ensure_ascii=False, indent=1).encode()
-    if not store.objects.put(record["key"], body, "application/json", {"document_id": document_id}, True):
-        raise StorageError(f"review record {record['key']} already exists")
-    corrected = json.dumps(result.to_dict(), ensure_ascii=False, indent=1).encode()
-    store.objects.put(
-        result_key(document_id), corrected, "application/json", {"source_name": result.source_name}
-    )
-    row = next((r for r in store.index.documents() if r["document_id"] == document_id), None)
-    ingested_at = float(row["ingested_at"]) if row else time.time()
-    store.index.upsert(result, result_key(document_id), original_key(document_id), ingested_at)
 
 
 def _rematch_ledger(store: Store, document_id: str) -> bool:

@@ -128,18 +128,33 @@ class Store:
         ``record`` is whatever the review tool wants to keep (who, when, what changed); the
         corrected ``result`` replaces result.json. Returns the review record's key.
         """
-        document_id = result.document_id
-        reviewed_at = round(time.time(), 6)
+        key = self.save_review_record(result.document_id, record, stamp)
+        self.replace_result(result)
+        return key
+
+    def save_review_record(self, document_id: str, record: dict[str, Any], stamp: str | None = None) -> str:
+        """Store one review record, create-only: records are the audit trail and are never rewritten."""
         if stamp is None:
-            stamp = (
-                time.strftime("%Y%m%dT%H%M%S", time.gmtime(reviewed_at)) + f"{reviewed_at % 1:.6f}"[1:] + "Z"
-            )
+            now = time.time()
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{now % 1:.6f}"[1:] + "Z"
         key = review_key(document_id, stamp)
         body = json.dumps(record, ensure_ascii=False, indent=1).encode()
         if not self.objects.put(
             key, body, "application/json", {"document_id": document_id}, create_only=True
         ):
             raise StorageError(f"review record {key} already exists in {self.location}")
+        return key
+
+    def review_records(self, document_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every review record of one document with its key, oldest first (keys sort by time)."""
+        prefix = document_prefix(document_id) + "/reviews/"
+        keys = sorted(key for key in self.objects.keys(prefix) if key.endswith(".json"))
+        return [(key, json.loads(self.objects.get(key))) for key in keys]
+
+    def replace_result(self, result: InvoiceResult) -> None:
+        """Write a reviewed result.json over the stored one (ingest metadata kept), then re-index."""
+        document_id = result.document_id
+        reviewed_at = time.time()
         try:
             _, old_meta = self.objects.get_with_metadata(result_key(document_id))
         except NotFound:
@@ -152,7 +167,6 @@ class Store:
         corrected = json.dumps(result.to_dict(), ensure_ascii=False, indent=1).encode()
         self.objects.put(result_key(document_id), corrected, "application/json", meta)
         self._index_stored(document_id)
-        return key
 
     def load_result(self, document_id: str) -> InvoiceResult:
         matches = self.index.get(document_id)
