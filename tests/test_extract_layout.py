@@ -373,3 +373,52 @@ def test_paper_invoice_kind_when_the_title_is_unread() -> None:
     assert classify("", special_scan) == DocType.VAT_SPECIAL_PAPER  # 专票 print no 校验码
     assert classify("", general_scan) == DocType.VAT_GENERAL_PAPER
     assert classify("深圳增值税普通发票", special_scan) == DocType.VAT_GENERAL_PAPER  # a read title decides
+
+
+def invoice_page(*header: TextLine) -> list[TextLine]:
+    return [
+        *header,
+        line("Invoice No: 12429647", 900, 700, 300),
+        line("Total", 600, 1400, 100),
+        line("$101.00", 900, 1400, 120),
+        line("Thank you for your business", 200, 3000, 500),
+    ]
+
+
+def vendor_of(page: list[TextLine]) -> str | None:
+    return extract_fields(page, FieldSource.TEXT_LAYER, 0.9).fields["vendor_name"].value
+
+
+def test_vendor_is_not_the_customer_under_or_beside_a_to_label() -> None:
+    beside = invoice_page(
+        line("Tax Invoice", 80, 40, 200),
+        line("Envato", 80, 80, 110),
+        line("ABN: 11 119 159 741", 80, 120, 300),
+        line("To:", 80, 300, 40),
+        line("iViveLabs Limited", 160, 300, 300),
+    )
+    assert vendor_of(beside) == "Envato"
+    under = invoice_page(
+        line("Bill to:", 80, 40, 120),
+        line("Globex Trading Ltd", 80, 80, 320),
+        line("Initech Software GmbH", 900, 200, 360),
+    )
+    assert vendor_of(under) == "Initech Software GmbH"
+
+
+def test_vendor_from_the_window_envelope_sender_line() -> None:
+    page = invoice_page(
+        line("QualityHosting AG - Uferweg 40-42 - D-63571 Gelnhausen", 60, 40, 700),
+        line("iViveLabs Ltd.", 60, 90, 240),
+    )
+    assert vendor_of(page) == "QualityHosting AG"
+
+
+def test_titles_and_form_fields_are_not_vendor_names() -> None:
+    page = invoice_page(
+        line("PAYMENT RECEIPT", 300, 40, 300),
+        line("Guest Name: Sanjay", 80, 100, 300),
+        line("Coolblue B.V.", 900, 140, 220),
+    )
+    assert vendor_of(page) == "Coolblue B.V."
+    assert vendor_of(invoice_page(line("Amazon Web Services Invoice", 600, 40, 500))) == "Amazon Web Services"

@@ -111,17 +111,30 @@ MONTHS = {name: number for number, names in MONTH_NAMES.items() for name in name
 MONTH_WORD = "|".join(sorted(MONTHS, key=len, reverse=True))
 NOT_VENDOR = re.compile(
     r"^(tax)?invoice|^receipt|^bill|^page|^seite|^date|^tel|^fax|^phone|^www\.|@|^original|^copy|^cash"
-    r"|^rechnung|^factuur|^facture|^attn|^to:|^ship|^sold|^gst|^co\.?(reg|no)|^\(?(co|company|roc)\.?no",
+    r"|^rechnung|^factuur|^facture|^attn|^to:|^ship|^sold|^gst|^co\.?(reg|no)|^\(?(co|company|roc)\.?no"
+    r"|^(description|items?|qty|quantity|amount|price|total)$",
     re.IGNORECASE,
 )
 TENDERED_LABEL = re.compile(r"(cash|tendered|amounttendered|paid|amountpaid)(?![a-z])", re.IGNORECASE)
 CHANGE_LABEL = re.compile(r"(cash)?change(due)?(?![a-z])", re.IGNORECASE)
 PAYMENT_ROW = re.compile(r"cash|change|tender|paid|rounding|card|visa|master", re.IGNORECASE)
 ROUNDING = re.compile(r"rounding|roundingadj|round(ed)?adj", re.IGNORECASE)
+CUSTOMER_LABEL = re.compile(
+    r"(bill(ed)?to|invoiceto|soldto|shipto|deliverto|to:|customer:?$|attn|bestelltvon|empfänger"
+    r"|rechnungsadresse|lieferadresse|factuuradres|afleveradres|facturéà|adressedefacturation)",
+    re.IGNORECASE,
+)
+SENDER_LINE = re.compile(r"(?P<name>.{3,60}?)\s+[-–|·]\s+.*?\d.*?\s+[-–|·]\s+.*\d{4,5}")
+# Title words: a line made of these alone ("PAYMENT RECEIPT", "Kopie factuur") names no company.
+TITLE_WORDS = re.compile(
+    r"\b(tax|payment|retail|copy|kopie|original|duplicate|pro-?forma|simplified|official|cash)\b"
+    r"|\b(invoices?|receipts?|bills?|factuur|rechnung|facture|fattura|factura|quittung)\b",
+    re.IGNORECASE,
+)
 TITLE = re.compile(r"^(simplified)?(tax)?(invoice|receipt)$|^cashbill$|^officialreceipt$", re.IGNORECASE)
 COMPANY = re.compile(
     r"\b(sdn\.?\s*bhd|s/b|bhd|inc\.?|ltd\.?|llc|gmbh|ag|b\.v\.|bv|co\.|corp|limited|enterprise|trading"
-    r"|s\.a\.r?\.?l?|s\.a\.|restaurant|hardware|market|mart|store|stationery|services)\b",
+    r"|s\.a\.r?\.?l?|s\.a\.|restaurant|hardware|market|mart|store|stationery|services)(?!\w)",
     re.IGNORECASE,
 )
 
@@ -418,7 +431,11 @@ def _name_like(text: str) -> bool:
     """Could be a company name: logos read as a few letters, hand-written names are lower case."""
     text = text.strip()
     letters = len(re.findall(r"[A-Za-z]", text))
-    return letters >= 5 and text.lower() != text and not NOT_VENDOR.search(normalize(text).lstrip("*#-·. "))
+    if letters < 5 or text.lower() == text or NOT_VENDOR.search(normalize(text).lstrip("*#-·. ")):
+        return False
+    if re.match(r"[^:]{1,30}:\s", text):  # a form field ("Guest Name: Sanjay"), not a letterhead
+        return False
+    return len(re.findall(r"[A-Za-z]", TITLE_WORDS.sub("", text))) >= 3
 
 
 def _fix_name_confusions(text: str) -> str:
@@ -431,6 +448,33 @@ def _fix_name_confusions(text: str) -> str:
     # A legal suffix stands apart: "INTERNATIONAL-SDN BHD".
     text = re.sub(r"(?<=[A-Za-z])[-_](?=(?:sdn|bhd|ltd|limited|inc|llc|gmbh)\b)", " ", text, flags=re.I)
     return text.replace("_", ".")
+
+
+def _sender_line(line: TextLine) -> Hit | None:
+    """The small return-address line above a window envelope's address field:
+    "QualityHosting AG - Uferweg 40-42 - D-63571 Gelnhausen" names the sender first."""
+    match = SENDER_LINE.match(line.text.strip())
+    if match is None or not _name_like(match["name"]) or not COMPANY.search(match["name"]):
+        return None
+    return Hit(match["name"].strip(), (line,))
+
+
+def _customer_block(lines: Sequence[TextLine]) -> set[TextLine]:
+    """Lines addressed to the customer: beside or under a "Bill to" / "To:" / "Empfänger" label."""
+    block: set[TextLine] = set()
+    for label in lines:
+        if not CUSTOMER_LABEL.match(normalize(label.text)):
+            continue
+        height = max(label.height, 1.0)
+        for line in lines:
+            beside = vertical_overlap(line, label) >= 0.5 and line.x0 >= label.x1 - height
+            under = (
+                0 < line.y0 - label.y0 <= 5 * height
+                and label.x0 - 2 * height <= line.x0 <= label.x0 + 8 * height
+            )
+            if line is not label and (beside or under):
+                block.add(line)
+    return block
 
 
 def _vendor(lines: Sequence[TextLine]) -> Hit | None:
@@ -454,6 +498,13 @@ def _vendor(lines: Sequence[TextLine]) -> Hit | None:
         header = [line for line in upper if line.y1 <= title.y0 + 0.5 * title.height]
         if any(_name_like(line.text) for line in header):
             upper = header
+    sender = next(
+        (hit for line in sorted(upper, key=lambda line: line.y0) if (hit := _sender_line(line))), None
+    )
+    if sender is not None:
+        return sender
+    customer = _customer_block(upper)
+    upper = [line for line in upper if line not in customer]
     median_height = sorted(line.height for line in upper)[len(upper) // 2] if upper else 1.0
 
     def score(line: TextLine) -> float:
@@ -498,6 +549,8 @@ def _vendor(lines: Sequence[TextLine]) -> Hit | None:
     # A company number glued to the name, its "(" often read as a letter: "MART S/BS19537-X) PAI".
     text = re.sub(r"\s*[(A-Z]?\d{5,}-[A-Z]\).*$", "", text)
     text = _fix_name_confusions(text)
+    # The title printed after the name on one line: "Amazon Web Services Invoice".
+    text = re.sub(r"\s+(tax\s+)?(invoice|receipt|rechnung|factuur|facture)$", "", text, flags=re.I)
     # Names printed over two lines ("HOME MASTER HARDWARE &" / "ELECTRICAL").
     below = [
         line
