@@ -115,8 +115,9 @@ NOT_VENDOR = re.compile(
     r"|^(description|items?|qty|quantity|amount|price|total)$",
     re.IGNORECASE,
 )
-TENDERED_LABEL = re.compile(r"(cash|tendered|amounttendered|paid|amountpaid)(?![a-z])", re.IGNORECASE)
-CHANGE_LABEL = re.compile(r"(cash)?change(due)?(?![a-z])", re.IGNORECASE)
+# Matched on a row's text with its spaces: "CASH RM 5.00", "Amount Tendered: 50.00", "CHANGE DUE 10.00".
+TENDERED_LABEL = re.compile(r"(cash|(amount\s*)?tendered|(amount\s*)?paid)\b", re.IGNORECASE)
+CHANGE_LABEL = re.compile(r"(cash\s*)?change(\s*due)?\b", re.IGNORECASE)
 PAYMENT_ROW = re.compile(r"cash|change|tender|paid|rounding|card|visa|master", re.IGNORECASE)
 ROUNDING = re.compile(r"rounding|roundingadj|round(ed)?adj", re.IGNORECASE)
 CUSTOMER_LABEL = re.compile(
@@ -275,8 +276,9 @@ def _paid(rows: Sequence[Row]) -> Decimal | None:
 
     def last_amount(label: re.Pattern[str]) -> Decimal | None:
         for row in rows:
-            if label.match(row.text):
-                amounts = amounts_in(" ".join(spaced(line.text) for line in row.lines))
+            text = " ".join(spaced(line.text) for line in row.lines)
+            if label.match(text):
+                amounts = amounts_in(text)
                 return amounts[-1] if amounts else None
         return None
 
