@@ -367,6 +367,16 @@ def test_cash_less_change_confirms_a_receipt_total() -> None:
     assert total_with("21.00") == FieldStatus.NEEDS_REVIEW
 
 
+def test_paper_invoice_kind_when_the_title_is_unread() -> None:
+    from pipeline.extract.vat import classify
+
+    special_scan = "1100094140No87654321机器编号000000000001开票日期:2010年11月08日名称:纳税人识别号:"
+    general_scan = "No41108527开票日期:2019年03月19日校验码55617567312345678901名称:"
+    assert classify("", special_scan) == DocType.VAT_SPECIAL_PAPER  # 专票 print no 校验码
+    assert classify("", general_scan) == DocType.VAT_GENERAL_PAPER
+    assert classify("深圳增值税普通发票", special_scan) == DocType.VAT_GENERAL_PAPER  # a read title decides
+
+
 def invoice_page(*header: TextLine) -> list[TextLine]:
     return [
         *header,
