@@ -314,6 +314,29 @@ def score_items(cases: list[Case], runs: dict[str, dict[str, Any]]) -> dict[str,
     return dict(summary)
 
 
+def print_by_modality(rows: list[dict[str, Any]]) -> None:
+    """Per field and per modality, for sets with more than one: exact % / auto-accepted %, and
+    the silent errors (wrong values auto-accepted) counted after a "!"."""
+    for dataset in sorted({row["dataset"] for row in rows}):
+        mine = [row for row in rows if row["dataset"] == dataset and row["modality"] != "all"]
+        modalities = sorted({row["modality"] for row in mine})
+        if len(modalities) < 2:
+            continue
+        cells = {(row["field"], row["modality"]): row for row in mine}
+        widths = {m: max(13, len(m)) for m in modalities}
+        print(f"\n{dataset}: exact / auto-accepted by modality (!n = n silent errors)")
+        print(f"{'field':20} " + " ".join(f"{m:>{widths[m]}}" for m in modalities))
+        for name in sorted({row["field"] for row in mine}):
+            parts = []
+            for modality in modalities:
+                row = cells.get((name, modality))
+                text = "" if row is None else f"{row['accuracy']:.0%} / {row['auto_accepted']:.0%}"
+                if row is not None and row["silent_errors"]:
+                    text += f" !{row['silent_errors']}"
+                parts.append(f"{text:>{widths[modality]}}")
+            print(f"{name:20} " + " ".join(parts))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -387,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{row['dataset']:14} {row['field']:20} {row['n']:>4} {row['accuracy']:>7.1%} "
                 f"{row['auto_accepted']:>8.1%} {row['silent_error_rate']:>7.2%}"
             )
+    print_by_modality(report["fields"])
     if report["items"]:
         print(f"\n{'items (no labels: sums)':36} {'invoices':>8} {'read':>6} {'add up':>7}")
         for name, row in sorted(report["items"].items()):
