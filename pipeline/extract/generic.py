@@ -479,30 +479,41 @@ def _customer_block(lines: Sequence[TextLine]) -> set[TextLine]:
     return block
 
 
+def _header(lines: Sequence[TextLine], top: float, bottom: float) -> list[TextLine]:
+    """The top of the page where the issuer prints its name, top to bottom.
+
+    Receipts print the shop's header, then the title ("TAX INVOICE"), then the customer:
+    once a name stands above the title, names below it are the buyer's.
+    """
+    upper = sorted(
+        (line for line in lines if line.y0 <= top + 0.3 * (bottom - top)), key=lambda line: line.y0
+    )
+    title = next((line for line in upper if TITLE.match(_unaccented(normalize(line.text)))), None)
+    if title is not None:
+        above = [line for line in upper if line.y1 <= title.y0 + 0.5 * title.height]
+        if any(_name_like(line.text) for line in above):
+            return above
+    return upper
+
+
+def _clean_name(text: str) -> str:
+    """A vendor name without the company number, title or OCR confusions printed around it."""
+    text = re.sub(r"\s*\((?:co\.?\s*no\.?\s*)?[\dA-Z-]*\d[\dA-Z-]*\)\s*$", "", text, flags=re.I)
+    # A company number glued to the name, its "(" often read as a letter: "MART S/BS19537-X) PAI".
+    text = re.sub(r"\s*[(A-Z]?\d{5,}-[A-Z]\).*$", "", text)
+    text = _fix_name_confusions(text)
+    # The title printed after the name on one line: "Amazon Web Services Invoice".
+    return re.sub(r"\s+(tax\s+)?(invoice|receipt|rechnung|factuur|facture)$", "", text, flags=re.I)
+
+
 def _vendor(lines: Sequence[TextLine]) -> Hit | None:
     """The issuer's name: the most prominent company-like line near the top of the page."""
     if not lines:
         return None
     top = min(line.y0 for line in lines)
     bottom = max(line.y1 for line in lines)
-    upper = [line for line in lines if line.y0 <= top + 0.3 * (bottom - top)]
-    # Receipts print the shop's header, then the title ("TAX INVOICE"), then the customer:
-    # once a name stands above the title, names below it are the buyer's.
-    title = next(
-        (
-            line
-            for line in sorted(upper, key=lambda line: line.y0)
-            if TITLE.match(_unaccented(normalize(line.text)))
-        ),
-        None,
-    )
-    if title is not None:
-        header = [line for line in upper if line.y1 <= title.y0 + 0.5 * title.height]
-        if any(_name_like(line.text) for line in header):
-            upper = header
-    sender = next(
-        (hit for line in sorted(upper, key=lambda line: line.y0) if (hit := _sender_line(line))), None
-    )
+    upper = _header(lines, top, bottom)
+    sender = next((hit for line in upper if (hit := _sender_line(line))), None)
     if sender is not None:
         return sender
     customer = _customer_block(upper)
@@ -546,13 +557,7 @@ def _vendor(lines: Sequence[TextLine]) -> Hit | None:
     while end < len(row) - 1 and row[end + 1].x0 - row[end].x1 <= 2.5 * best.height:
         end += 1
     parts = row[start : end + 1]
-    text = " ".join(line.text.strip() for line in parts)
-    text = re.sub(r"\s*\((?:co\.?\s*no\.?\s*)?[\dA-Z-]*\d[\dA-Z-]*\)\s*$", "", text, flags=re.I)
-    # A company number glued to the name, its "(" often read as a letter: "MART S/BS19537-X) PAI".
-    text = re.sub(r"\s*[(A-Z]?\d{5,}-[A-Z]\).*$", "", text)
-    text = _fix_name_confusions(text)
-    # The title printed after the name on one line: "Amazon Web Services Invoice".
-    text = re.sub(r"\s+(tax\s+)?(invoice|receipt|rechnung|factuur|facture)$", "", text, flags=re.I)
+    text = _clean_name(" ".join(line.text.strip() for line in parts))
     # Names printed over two lines ("HOME MASTER HARDWARE &" / "ELECTRICAL").
     below = [
         line

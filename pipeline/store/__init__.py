@@ -31,6 +31,7 @@ from pipeline.store.objects import (
     page_key,
     result_key,
     review_key,
+    reviews_prefix,
 )
 
 log = logging.getLogger(__name__)
@@ -147,8 +148,7 @@ class Store:
 
     def review_records(self, document_id: str) -> list[tuple[str, dict[str, Any]]]:
         """Every review record of one document with its key, oldest first (keys sort by time)."""
-        prefix = document_prefix(document_id) + "/reviews/"
-        keys = sorted(key for key in self.objects.keys(prefix) if key.endswith(".json"))
+        keys = sorted(key for key in self.objects.keys(reviews_prefix(document_id)) if key.endswith(".json"))
         return [(key, json.loads(self.objects.get(key))) for key in keys]
 
     def replace_result(self, result: InvoiceResult) -> None:

@@ -44,8 +44,12 @@ def result_key(document_id: str) -> str:
     return f"{document_prefix(document_id)}/result.json"
 
 
+def reviews_prefix(document_id: str) -> str:
+    return f"{document_prefix(document_id)}/reviews/"
+
+
 def review_key(document_id: str, stamp: str) -> str:
-    return f"{document_prefix(document_id)}/reviews/{stamp}.json"
+    return f"{reviews_prefix(document_id)}{stamp}.json"
 
 
 def failure_key(document_id: str) -> str:
