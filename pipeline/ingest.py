@@ -43,6 +43,7 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.errors import InputError, OcrEngineError, PipelineError, StorageError, TooLarge
+from pipeline.lifeline import die_with_parent
 from pipeline.load import SUPPORTED_EXTENSIONS
 from pipeline.model import InvoiceResult
 from pipeline.process import content_id, process_document
@@ -268,7 +269,9 @@ def _engine_loads(settings: Settings) -> bool:
     return True
 
 
-def _worker_init(log_queue: Any, level: int, preload: Settings | None) -> None:
+def _worker_init(log_queue: Any, level: int, preload: Settings | None, parent_pid: int) -> None:
+    # A parent killed with SIGKILL cannot stop its workers: they stop themselves (pipeline.lifeline).
+    die_with_parent(parent_pid)
     # The parent decides when to stop: Ctrl-C and SIGTERM (sent to the whole process group by a
     # terminal or systemd) must not kill a worker in the middle of a document.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -663,7 +666,12 @@ class Runner:
                     max_workers=self.workers,
                     mp_context=context,
                     initializer=_worker_init,
-                    initargs=(self._log_queue, logging.getLogger().getEffectiveLevel(), self._preload),
+                    initargs=(
+                        self._log_queue,
+                        logging.getLogger().getEffectiveLevel(),
+                        self._preload,
+                        os.getpid(),
+                    ),
                 )
         return self._executor
 
