@@ -85,6 +85,7 @@ class Outcome:
     worker: int = 0
     worker_peak_mb: float = 0.0
     cpu_seconds: float = 0.0  # CPU time of the worker process on this document
+    ocr_seconds: tuple[float, ...] = ()  # seconds of each page that was OCRed (metrics)
 
 
 @dataclass
@@ -425,6 +426,7 @@ def save_result(result: WorkResult, data: bytes, name: str, store: Store) -> Out
         doc_type=str(invoice.doc_type),
         pages=len(invoice.pages),
         message="" if created else "already stored (saved by another process meanwhile)",
+        ocr_seconds=tuple(page.seconds for page in invoice.pages if page.text_source == "ocr"),
         **common,
     )
 

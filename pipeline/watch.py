@@ -37,11 +37,12 @@ import stat
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, InputError, StorageError
@@ -97,6 +98,16 @@ class WatchOptions:
     once: bool = False
     handle_signals: bool = True
     retry_seconds: float = RETRY_FIRST_SECONDS  # first delay before a document whose save failed is redone
+
+
+class WatchObserver(Protocol):
+    """What metrics and alerts (``pipeline.ops``) see of a watcher; called on the watch loop's thread,
+    so an observer must return at once (deliver elsewhere). Its exceptions are logged, never raised."""
+
+    def loop_turned(self) -> None: ...
+
+    def file_finished(self, name: str, outcome: Outcome, fate: str) -> None:
+        """``fate``: "done", "failed" (moved to failed/) or "retry" (back to the inbox, store error)."""
 
 
 @dataclass
@@ -237,9 +248,16 @@ class _Claim:
 
 class Watcher:
     def __init__(
-        self, folder: Path, settings: Settings, store: Store, options: WatchOptions, store_factory: Any
+        self,
+        folder: Path,
+        settings: Settings,
+        store: Store,
+        options: WatchOptions,
+        store_factory: Any,
+        observers: Sequence[WatchObserver] = (),
     ) -> None:
         self.folder = HotFolder(folder.absolute())
+        self.observers = tuple(observers)
         self.settings = settings
         self.store = store
         self.options = options
@@ -292,6 +310,7 @@ class Watcher:
         next_scan = 0.0
         announced = False
         while True:
+            self._notify("loop_turned")
             for job, outcome in runner.results(timeout=0):
                 self._finish(job, outcome)
             if self._stopping > 1:
@@ -571,10 +590,14 @@ class Watcher:
         try:
             if outcome.state != State.FAILED:
                 self._succeeded(claim, outcome, extra)
+                fate = "done"
             elif outcome.error_type == "StorageError":
                 self._retry_later(claim, outcome, extra)
+                fate = "retry"
             else:
                 self._failed(claim, outcome, extra)
+                fate = "failed"
+            self._notify("file_finished", name, outcome, fate)
         except OSError as exc:
             # The file stays in our processing folder: taken over and redone after a restart.
             log.error("cannot move %s out of %s: %s", name, self.mine, exc.strerror, extra=extra)
@@ -631,6 +654,13 @@ class Watcher:
         self._retry_at[target.name] = (time.monotonic() + delay, min(2 * delay, RETRY_MAX_SECONDS))
         self.report.retried += 1
         log.error("not stored, retried in %.0f s: %s: %s", delay, extra["path"], outcome.message, extra=extra)
+
+    def _notify(self, event: str, *args: Any) -> None:
+        for observer in self.observers:
+            try:
+                getattr(observer, event)(*args)
+            except Exception:  # monitoring must never stop the hot folder
+                log.exception("observer %s failed on %s", type(observer).__name__, event)
 
     # -- recovery
 
@@ -729,11 +759,17 @@ class Watcher:
 
 
 def watch(
-    folder: Path, settings: Settings, store: Store, options: WatchOptions, store_factory: Any = None
+    folder: Path,
+    settings: Settings,
+    store: Store,
+    options: WatchOptions,
+    store_factory: Any = None,
+    observers: Sequence[WatchObserver] = (),
 ) -> WatchReport:
     """Watch ``folder`` until SIGTERM/SIGINT (or, with ``options.once``, until the inbox is empty).
 
     ``store`` is used on this thread; ``store_factory`` (a function returning another connection to
     the same store) lets results be written on saver threads, see ``pipeline.ingest.Runner``.
+    ``observers`` (metrics, alerts: ``pipeline.ops``) hear of every loop turn and finished file.
     """
-    return Watcher(folder, settings, store, options, store_factory).run()
+    return Watcher(folder, settings, store, options, store_factory, observers).run()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.cli.common import EPILOG, BadArgs, add_common, format_table, open_store_for, settings_from
+from pipeline.cli.monitoring import add_monitoring_flags, monitoring
 from pipeline.errors import ExitCode
 
 log = logging.getLogger("pipeline")
@@ -63,15 +64,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         bar.update(1)
 
     try:
-        outcomes = run_batch(
-            files,
-            settings,
-            store,
-            workers,
-            on_done,
-            follow=set(args.paths),
-            store_factory=lambda: open_store_for(settings, rebuild_missing_index=False),
-        )
+        with monitoring(args, settings, "ingest") as ops:
+
+            def on_done_watched(outcome: Any) -> None:
+                on_done(outcome)
+                ops.record(outcome)
+
+            outcomes = run_batch(
+                files,
+                settings,
+                store,
+                workers,
+                on_done_watched,
+                follow=set(args.paths),
+                store_factory=lambda: open_store_for(settings, rebuild_missing_index=False),
+            )
     finally:
         bar.close()
         store.close()
@@ -152,6 +159,7 @@ def register(commands: Any) -> None:
     ingest.add_argument(
         "--workers", type=int, default=None, help="parallel worker processes (default: number of cores)"
     )
+    add_monitoring_flags(ingest)
     add_common(ingest, engine=True)
     ingest.set_defaults(func=cmd_ingest)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.cli.common import EPILOG, BadArgs, add_common, format_table, open_store_for, settings_from
+from pipeline.cli.monitoring import add_monitoring_flags, monitoring
 from pipeline.errors import ExitCode
 
 
@@ -29,14 +30,18 @@ def cmd_watch(args: argparse.Namespace) -> int:
         once=args.once,
     )
     store = open_store_for(settings)
+    # The loop turns at least every poll interval: ten missed turns (30 s at least) is a stuck watcher.
+    stale_after = max(30.0, 10 * args.poll_interval)
     try:
-        report = watch(
-            args.folder,
-            settings,
-            store,
-            options,
-            store_factory=lambda: open_store_for(settings, rebuild_missing_index=False),
-        )
+        with monitoring(args, settings, "watch", args.folder, stale_after) as ops:
+            report = watch(
+                args.folder,
+                settings,
+                store,
+                options,
+                store_factory=lambda: open_store_for(settings, rebuild_missing_index=False),
+                observers=ops.observers,
+            )
     finally:
         store.close()
     if args.once and not args.quiet:
@@ -84,5 +89,6 @@ def register(commands: Any) -> None:
         default="move",
         help="move processed files to done/ (default) or delete them (the store keeps the original)",
     )
+    add_monitoring_flags(watch)
     add_common(watch, engine=True)
     watch.set_defaults(func=cmd_watch)
