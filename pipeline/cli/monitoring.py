@@ -110,6 +110,7 @@ def monitoring(
             server = MetricsServer(metrics, health, args.metrics_host, args.metrics_port)
             health.start()
             stops.append(health.stop)
+            health.wait_probed(30)  # a first answer before any work (a probe takes milliseconds)
             server.start()
             stops.append(server.stop)
             started.metrics, started.server = metrics, server
