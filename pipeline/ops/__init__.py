@@ -10,3 +10,6 @@ docs/OPERATIONS.md.
 """
 
 from __future__ import annotations
+
+# Objects the /healthz probe writes and deletes again; never part of a backup or a check.
+HEALTH_KEY_PREFIX = "_health/"

@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.ingest import Outcome, State
+from pipeline.ops import HEALTH_KEY_PREFIX
 from pipeline.store import Store
 from pipeline.store.objects import LocalObjectStore, ObjectStore
 
@@ -40,7 +41,6 @@ OUTCOMES = ("ok", "needs_review", "not_an_invoice", "already_stored", "failed", 
 HOT_FOLDER_STATES = ("inbox", "processing", "done", "failed")
 PROCESSING_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 OCR_PAGE_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
-HEALTH_KEY_PREFIX = "_health/"
 
 
 def outcome_label(outcome: Outcome, fate: str = "") -> str:
