@@ -17,6 +17,7 @@ reader never sees a half-written object.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -54,6 +55,17 @@ def review_key(document_id: str, stamp: str) -> str:
 
 def failure_key(document_id: str) -> str:
     return f"failed/{document_id[:2]}/{document_id}/error.json"
+
+
+def write_error(exc: OSError) -> str:
+    """Why a write failed, in words an operator acts on (a full disk is the usual one)."""
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full (No space left on device)"
+    if exc.errno == errno.EDQUOT:
+        return "the disk quota is used up (Disk quota exceeded)"
+    if exc.errno == errno.EROFS:
+        return "the store is on a read-only file system (Read-only file system)"
+    return exc.strerror or str(exc)
 
 
 @dataclass(frozen=True)
@@ -163,7 +175,7 @@ class LocalObjectStore(ObjectStore):
                 self._write_atomic(path.with_name(path.name + self.META_SUFFIX), meta, create_only=False)
             return created
         except OSError as exc:
-            raise StorageError(f"cannot write {key} in {self.root}: {exc.strerror}") from exc
+            raise StorageError(f"cannot write {key} in {self.root}: {write_error(exc)}") from exc
 
     def get(self, key: str) -> bytes:
         try:
