@@ -136,5 +136,21 @@ def test_backup_and_restore_local_to_seaweedfs(
         "--index",
         str(tmp_path / "restored-index.sqlite"),
     )
-    listed = [item["Key"] for item in seaweedfs.client().list_objects_v2(Bucket=bucket)["Contents"]]
+    client = seaweedfs.client()
+    listed = [item["Key"] for item in client.list_objects_v2(Bucket=bucket)["Contents"]]
     assert all(key.startswith(("backup/site-a/", "restored/")) for key in listed)
+
+    # verify on an S3 store: a page image deleted from the bucket is found, and copied back.
+    restored, index = f"s3://{bucket}/restored", str(tmp_path / "restored-index.sqlite")
+    page = next(key for key in listed if key.startswith("restored/") and key.endswith("/pages/1.png"))
+    client.delete_object(Bucket=bucket, Key=page)
+    assert main(["verify", "--store", restored, "--index", index, "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [(p["kind"], p["key"]) for p in report["problems"]] == [
+        ("page_missing", page.removeprefix("restored/"))
+    ]
+    backup = f"s3://{bucket}/backup/site-a"
+    assert (
+        main(["verify", "--deep", "--repair", "--from", backup, "--store", restored, "--index", index]) == 0
+    )
+    assert client.head_object(Bucket=bucket, Key=page)["ContentLength"] > 0

@@ -176,3 +176,29 @@ def test_ingest_serves_metrics_for_its_batch(tmp_path: Path, monkeypatch: pytest
     assert value(samples, "invoices_pages_total") == 1
     assert value(samples, "invoices_last_success_timestamp_seconds") > 0
     assert health == [200]
+
+
+def test_health_says_which_check_failed(tmp_path: Path) -> None:
+    """A watch loop that stopped turning, and a store that cannot be opened, are each named."""
+    from pipeline.errors import StorageError
+    from pipeline.ops.metrics import Health, Metrics
+    from pipeline.store import open_store
+
+    metrics = Metrics()
+    health = Health(lambda: open_store(str(tmp_path / "store")), metrics, stale_after=0.0)
+    assert health.probe() == {"store": "ok", "index": "ok"}
+    assert health.status() == (False, {"store": "ok", "index": "ok", "watch_loop": "not started yet"})
+    metrics.loop_turned()
+    healthy, checks = health.status()
+    assert not healthy and checks["watch_loop"].startswith("stuck")
+    health.stale_after = 3600.0
+    assert health.status() == (True, {"store": "ok", "index": "ok", "watch_loop": "ok"})
+
+    def cannot_open() -> None:
+        raise StorageError("S3 endpoint unreachable")
+
+    broken = Health(cannot_open, metrics, stale_after=None)  # type: ignore[arg-type]
+    broken.probe()
+    healthy, checks = broken.status()
+    assert not healthy and "S3 endpoint unreachable" in checks["store"]
+    assert metrics.registry.get_sample_value("invoices_healthy") == 0
