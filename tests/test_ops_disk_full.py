@@ -8,13 +8,19 @@ import json
 import os
 import re
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pipeline.cli import main
+from pipeline.config import Settings
+from pipeline.ops.verify import verify
+from pipeline.store import open_store
+from pipeline.watch import Watcher, WatchOptions
 from tests.bad_inputs import distinct_pdf
+from tests.test_watch import wait_for
 
 
 @pytest.fixture
@@ -74,3 +80,58 @@ def test_a_full_disk_fails_the_file_clearly_and_a_rerun_completes(
     assert main(["verify", "--deep", *common[:4], "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["clean"] and report["incomplete"] == [] and report["documents"] == 2
+
+
+def test_a_full_disk_sends_hot_folder_files_back_until_there_is_room(
+    small_disk: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The watcher: the file goes back to the inbox (the store is full, not the file bad), nothing is
+    indexed meanwhile, and once space is freed the retry stores it."""
+    store_dir, hot = small_disk / "store", tmp_path / "hot"
+    hot.mkdir()
+    index = tmp_path / "index.sqlite"
+    open_store(str(store_dir), index=index).close()  # the store and index exist before the disk fills
+    settings = Settings(store=str(store_dir), index=index)
+    options = WatchOptions(
+        workers=1,
+        stable_seconds=0.1,
+        poll_interval=0.05,
+        use_inotify=False,
+        handle_signals=False,
+        retry_seconds=0.2,
+    )
+    watchers: list[Watcher] = []
+
+    def run() -> None:  # an SQLite connection belongs to its thread: the watcher opens its own
+        store = open_store(str(store_dir), index=index)
+        try:
+            watchers.append(Watcher(hot, settings, store, options, None))
+            watchers[0].run()
+        finally:
+            store.close()
+
+    filler = fill(small_disk, leave=120_000)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    wait_for(lambda: bool(watchers), 30, "the watcher to start")
+    watcher = watchers[0]
+    store = open_store(str(store_dir), index=index)
+    try:
+        (hot / "e-invoice.pdf").write_bytes(distinct_pdf("vat_e_general.pdf", 7))
+        wait_for(lambda: watcher.report.retried >= 2, 120, "the save to fail and be retried")
+        assert watcher.report.done == watcher.report.failed == 0
+        assert any(
+            "not stored, retried" in r.getMessage() and "the disk is full" in r.getMessage()
+            for r in caplog.records
+        )
+        assert store.index.documents() == [] and not list(store_dir.rglob("result.json"))
+        filler.unlink()
+        wait_for(lambda: watcher.report.done == 1, 120, "the retry to store it once there is room")
+        assert [row["source_name"] for row in store.index.documents()] == ["e-invoice.pdf"]
+        assert sorted(p.name for p in (hot / "done").iterdir()) == ["e-invoice.pdf"]
+        assert verify(store, deep=True).clean
+    finally:
+        watcher.stop()
+        thread.join(timeout=60)
+        store.close()
+    assert not thread.is_alive()
