@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from pipeline.cli.common import (
@@ -16,7 +17,18 @@ from pipeline.cli.common import (
     positive_int,
     settings_from,
 )
+from pipeline.config import Settings
 from pipeline.errors import ExitCode
+
+
+def _existing_store(args: argparse.Namespace) -> Settings:
+    """Settings for a store that must exist already (a directory is never created by a check)."""
+    from pipeline.store import is_s3_location
+
+    settings = settings_from(args)
+    if not is_s3_location(settings.store) and not Path(settings.store).expanduser().is_dir():
+        raise BadArgs(f"no store at {settings.store} (give --store or set INVOICES_STORE)")
+    return settings
 
 
 def _print_verify(report: Any, as_json: bool, quiet: bool) -> None:
@@ -54,7 +66,7 @@ def _print_verify(report: Any, as_json: bool, quiet: bool) -> None:
 def cmd_verify(args: argparse.Namespace) -> int:
     from pipeline.ops.verify import repair, verify
 
-    settings = settings_from(args)
+    settings = _existing_store(args)
     store = open_store_for(settings, rebuild_missing_index=False)
     try:
         report = verify(store, deep=args.deep, workers=args.workers)
@@ -92,7 +104,7 @@ def _print_copy(report: Any, verb: str) -> None:
 def cmd_backup(args: argparse.Namespace) -> int:
     from pipeline.ops.backup import backup, open_objects
 
-    settings = settings_from(args)
+    settings = _existing_store(args)
     if args.destination.rstrip("/") == settings.store.rstrip("/"):
         raise BadArgs("the backup destination is the store itself")
     store = open_store_for(settings, rebuild_missing_index=False)
@@ -115,6 +127,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.source.rstrip("/") == settings.store.rstrip("/"):
         raise BadArgs("the backup and the store to restore into are the same")
+    from pipeline.store import is_s3_location
+
+    if not is_s3_location(args.source) and not Path(args.source).expanduser().is_dir():
+        raise BadArgs(f"no backup at {args.source}")
     source = open_objects(args.source, settings.s3)
     store = open_store_for(settings, rebuild_missing_index=False)
     try:
