@@ -171,3 +171,15 @@ def test_rate_limit_sends_a_burst_then_counts_the_rest(tmp_path: Path) -> None:
     alerts.outcome(Outcome("/in/fine.pdf", State.STORED, "cd" * 32))  # not a failure: no alert
     alerts.close()
     assert out.read_text().splitlines() == ["bad 0.jpg", "bad 1.jpg"]
+
+
+def test_ingest_alerts_once_per_failed_file(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "fine.pdf").write_bytes(distinct_pdf("vat_e_general.pdf", 5))
+    (inputs / "truncated.jpg").write_bytes(BAD["truncated.jpg"])
+    out = tmp_path / "alerts.txt"
+    command = f'echo "$INVOICES_SOURCE $INVOICES_FILE $INVOICES_ERROR_TYPE" >> {out}'
+    args = ["-q", "ingest", str(inputs), "--store", str(tmp_path / "store"), "--workers", "1"]
+    assert main([*args, "--on-failure", command]) == 1
+    assert out.read_text().splitlines() == ["ingest truncated.jpg ImageUnreadable"]

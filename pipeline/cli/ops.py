@@ -66,6 +66,8 @@ def _print_verify(report: Any, as_json: bool, quiet: bool) -> None:
 def cmd_verify(args: argparse.Namespace) -> int:
     from pipeline.ops.verify import repair, verify
 
+    if args.repair_from and not args.repair:
+        raise BadArgs("--from BACKUP is for --repair: add --repair")
     settings = _existing_store(args)
     store = open_store_for(settings, rebuild_missing_index=False)
     try:
