@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import ConfigError, PipelineError, StorageError
 from pipeline.ingest import Outcome, State
 from pipeline.ops import HEALTH_KEY_PREFIX
 from pipeline.store import Store
@@ -186,11 +186,11 @@ def probe_objects(objects: ObjectStore, key: str) -> None:
     """Write, read back and delete one small object; raise ``PipelineError`` if the store cannot."""
     if isinstance(objects, LocalObjectStore) and not objects.root.is_dir():
         # A write would create the directory again: a removed store must show as removed.
-        raise ConfigError(f"the store directory {objects.root} is gone")
+        raise StorageError(f"the store directory {objects.root} is gone")
     body = f"{time.time():.3f}".encode()
     objects.put(key, body, "text/plain")
     if objects.get(key) != body:
-        raise ConfigError(f"the store returned other bytes for {key}")
+        raise StorageError(f"the store returned other bytes for {key}")
     objects.delete(key)
 
 
@@ -259,14 +259,17 @@ class Health:
         return checks
 
     def _check(self, component: str, probe: Callable[[], Any]) -> str:
+        name = "index" if component == "index" else "store"
+        was = self._checks.get(name, "ok")
         try:
             probe()
         except Exception as exc:  # any failure of the probe is an unhealthy store, whatever its type
             self._metrics.store_errors.labels(component).inc()
-            log.warning(
-                "health: the %s does not answer: %s", "index" if component == "index" else "store", exc
-            )
+            if not was.startswith("error"):  # logged when it starts, not on every probe
+                log.warning("health: the %s does not answer: %s", name, exc)
             return f"error: {exc}"
+        if was.startswith("error"):
+            log.warning("health: the %s answers again", name)
         return "ok"
 
     def status(self) -> tuple[bool, dict[str, str]]:
