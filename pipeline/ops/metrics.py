@@ -296,6 +296,10 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     allow_reuse_address = True
 
 
+class _ThreadingWSGIServerIPv6(_ThreadingWSGIServer):
+    address_family = socket.AF_INET6
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("metrics %s - %s", self.address_string(), format % args)
@@ -308,9 +312,10 @@ class MetricsServer:
         self.metrics = metrics
         self.health = health
         self._prometheus = make_wsgi_app(metrics.registry)
+        server_class = _ThreadingWSGIServerIPv6 if ":" in host else _ThreadingWSGIServer
         try:
             self._server = make_server(
-                host, port, self._app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+                host, port, self._app, server_class=server_class, handler_class=_QuietHandler
             )
         except OSError as exc:
             raise ConfigError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from exc
