@@ -25,6 +25,7 @@ from pipeline.load import load_document
 from pipeline.model import DocType, FieldSource, InvoiceResult, OcrPage, PageInfo, TextLine
 from pipeline.ocr import OcrEngine, get_engine
 from pipeline.preprocess import prepare_page, rotate_quadrant
+from pipeline.structured import merge_structured
 from pipeline.validate import validate_invoice
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,12 @@ def process_document(data: bytes, source_name: str, settings: Settings) -> Proce
         raise NotAnInvoice("no readable text found: not an invoice, or the image is blank or unreadable")
     source = FieldSource.OCR if used_ocr else FieldSource.TEXT_LAYER
     extraction = extract_fields(lines, source, settings.review_below)
+    structured = next((page.structured for page in pages if page.structured is not None), None)
+    if structured is not None:  # an OFD or XML e-invoice: its own data first (pipeline.structured)
+        extraction = merge_structured(extraction, structured, lines, settings.review_below)
+        infos[0].note = "; ".join(
+            filter(None, [infos[0].note, f"fields from the invoice's data: {structured.origin}"])
+        )
     result = InvoiceResult(
         document_id=document_id,
         source_name=source_name,
