@@ -44,7 +44,8 @@ from typing import Any
 from pipeline.config import Settings
 from pipeline.errors import InputError, OcrEngineError, PipelineError, StorageError, TooLarge
 from pipeline.lifeline import die_with_parent
-from pipeline.load import SUPPORTED_EXTENSIONS
+from pipeline.load import SUPPORTED_EXTENSIONS, sniff_format
+from pipeline.load.bundles import expand_bundle
 from pipeline.model import InvoiceResult
 from pipeline.process import content_id, process_document
 from pipeline.store import Store
@@ -67,6 +68,7 @@ class State(StrEnum):
     STORED = "stored"
     ALREADY_STORED = "already_stored"
     FAILED = "failed"
+    SKIPPED = "skipped"  # a bundle member that is not a document (a text file): named with its reason
 
 
 @dataclass
@@ -149,6 +151,45 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
                 else:
                     skipped.append(candidate)
     return chosen, skipped
+
+
+@dataclass
+class Refused:
+    """A bundle member that is not processed: refused (failed) or not a document (skipped)."""
+
+    path: Path
+    name: str
+    error: InputError
+    skipped: bool = False
+
+
+def bundle_members(
+    path: Path, data: bytes, settings: Settings, tag: Any = None
+) -> list[Job | Refused] | None:
+    """The documents of a ZIP bundle as jobs (``bundle.zip!inner/path``), or None for any other file.
+
+    A bundle that cannot be opened is one refusal; a refused member does not stop the others.
+    """
+    try:
+        if sniff_format(data) != "zip":
+            return None
+    except InputError:
+        return None
+    name = source_name(path)
+    try:
+        members = expand_bundle(data, name, settings)
+    except InputError as exc:
+        return [Refused(path, name, exc)]
+    out: list[Job | Refused] = []
+    for member in members:
+        member_path = Path(f"{path}!{member.name.split('!', 1)[1]}")
+        if member.error is not None:
+            out.append(Refused(member_path, member.name, member.error, member.skipped))
+        else:
+            out.append(Job(member_path, member.data, member.name, tag=tag))
+    if not out:
+        out.append(Refused(path, name, InputError("the ZIP file holds no files"), skipped=True))
+    return out
 
 
 def read_input(path: Path, max_bytes: int, follow_symlinks: bool = False) -> bytes:
@@ -523,12 +564,13 @@ class Runner:
         self._waiting.append(job)
         self._pump()
 
-    def fail(self, job: Job, error: InputError) -> None:
-        """Report a job that could not even be read as failed (no worker involved)."""
+    def fail(self, job: Job, error: InputError, skipped: bool = False) -> None:
+        """Report a job that could not even be read as failed (no worker involved); ``skipped`` for a
+        bundle member that is no document (named with its reason, not a failure)."""
         outcome = Outcome(
             str(job.path),
-            State.FAILED,
-            message=f"{type(error).__name__}: {error}",
+            State.SKIPPED if skipped else State.FAILED,
+            message=str(error) if skipped else f"{type(error).__name__}: {error}",
             error_type=type(error).__name__,
         )
         self._ready.append((job, outcome))
@@ -781,7 +823,17 @@ def feed(
             except InputError as exc:
                 runner.fail(Job(path, b"", source_name(path), document_id="-"), exc)
                 continue
-            runner.submit(Job(path, data, source_name(path)))
+            members = bundle_members(path, data, runner.settings)
+            if members is None:
+                runner.submit(Job(path, data, source_name(path)))
+                continue
+            for member in members:  # a ZIP bundle: each document inside is a job of its own
+                if isinstance(member, Refused):
+                    runner.fail(
+                        Job(member.path, b"", member.name, document_id="-"), member.error, member.skipped
+                    )
+                else:
+                    runner.submit(member)
         for _, outcome in runner.results():
             report(outcome)
 

@@ -160,6 +160,9 @@ def expand_bundle(data: bytes, name: str, settings: Settings, depth: int = 0) ->
                 members.append(Member(label, error=exc))
                 continue
             budget -= len(content)
+            if suffix in NESTED_SUFFIXES and content[:4] == b"PK\x03\x04" and b"OFD.xml" in content[:4096]:
+                members.append(Member(label, content))  # an OFD file saved as .zip
+                continue
             if suffix in NESTED_SUFFIXES:
                 if depth >= MAX_NESTING:
                     members.append(
