@@ -24,7 +24,7 @@ from defusedxml.ElementTree import fromstring
 
 from pipeline.config import Settings
 from pipeline.errors import EInvoiceUnreadable, UnsafeInput
-from pipeline.fapiao import format_amount_words
+from pipeline.fapiao import format_amount_words, region_of_code
 from pipeline.load.einvoice import build, xml_page
 from pipeline.model import Page, StructuredInvoice
 
@@ -247,9 +247,9 @@ def xml_title(structured: StructuredInvoice) -> str:
     kind = structured.extra.get("invoice_kind", "")
     if "invoice_code" not in structured.fields and len(structured.fields.get("invoice_number", "")) == 20:
         return "电子发票（增值税专用发票）" if "专用" in kind else "电子发票（普通发票）"
-    if "专用" in kind:
-        return "增值税电子专用发票"
-    return "增值税电子普通发票"
+    # Tax-control e-invoices are titled by the region their code names: 北京增值税电子普通发票.
+    region = region_of_code(structured.fields.get("invoice_code", "")) or ""
+    return f"{region}增值税电子专用发票" if "专用" in kind else f"{region}增值税电子普通发票"
 
 
 def load_xml(data: bytes, settings: Settings) -> list[Page]:
