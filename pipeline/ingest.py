@@ -28,6 +28,7 @@ import os
 import queue
 import resource
 import signal
+import sqlite3
 import stat
 import threading
 import time
@@ -49,6 +50,7 @@ from pipeline.load.bundles import expand_bundle
 from pipeline.model import InvoiceResult
 from pipeline.process import content_id, process_document
 from pipeline.store import Store
+from pipeline.store.invoices import same_invoice_note
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,7 @@ class Outcome:
     worker: int = 0
     worker_peak_mb: float = 0.0
     cpu_seconds: float = 0.0  # CPU time of the worker process on this document
+    same_invoice: str = ""  # other files of this invoice already stored (pipeline.store.invoices)
 
 
 @dataclass
@@ -466,8 +469,24 @@ def save_result(result: WorkResult, data: bytes, name: str, store: Store) -> Out
         doc_type=str(invoice.doc_type),
         pages=len(invoice.pages),
         message="" if created else "already stored (saved by another process meanwhile)",
+        same_invoice=_same_invoice(store, invoice) if created else "",
         **common,
     )
+
+
+def _same_invoice(store: Store, invoice: InvoiceResult) -> str:
+    """Other files of the same invoice (its OFD and its PDF…): said, never a failure of this one."""
+    try:
+        return same_invoice_note(
+            store.index,
+            invoice.document_id,
+            invoice.source_name,
+            invoice.value("invoice_code"),
+            invoice.value("invoice_number"),
+        )
+    except (StorageError, sqlite3.Error) as exc:
+        log.warning("could not look up other files of %s: %s", invoice.source_name, exc)
+        return ""
 
 
 class Runner:

@@ -652,6 +652,8 @@ class Watcher:
             if outcome.state == State.STORED
             else outcome.message or "already stored"
         )
+        if outcome.same_invoice:
+            detail += f"; {outcome.same_invoice}"
         log.info(
             "done %s (%s) -> %s", extra["path"], detail, where, extra={**extra, "status": outcome.status}
         )

@@ -97,6 +97,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if not_read:
             print()
             print(format_table(["skipped file", "reason"], not_read))
+        same = [(o.path, o.same_invoice) for o in outcomes if o.same_invoice]
+        if same:
+            print()
+            print(format_table(["file of an invoice stored before", "note"], same))
         print(f"\nstore: {settings.store}")
     return ExitCode.SOME_FAILED if failed else ExitCode.OK
 
