@@ -97,7 +97,10 @@ def encode_png(image: np.ndarray) -> bytes:
         if not ok:
             raise ImageUnreadable("could not encode the page image")
         return buffer.tobytes()
-    pixels, color_type = (image, 0) if image.ndim == 2 else (image[:, :, 2::-1], 2)  # BGR(A) -> RGB
+    if image.ndim == 2:
+        pixels, color_type = image, 0
+    else:  # BGR(A) -> RGB: cvtColor swaps channels in one pass, a strided numpy copy takes ~20x longer
+        pixels, color_type = cv2.cvtColor(image[:, :, :3], cv2.COLOR_BGR2RGB), 2
     height, width = pixels.shape[:2]
     rows = np.empty((height, 1 + pixels[0].size), np.uint8)
     rows[:, 0] = 0  # filter type None on every row
