@@ -135,6 +135,7 @@ class Page:
     text_layer_trusted: bool = False
     note: str = ""
     structured: StructuredInvoice | None = None
+    drawn_from_data: bool = False  # an XML invoice's page, drawn from its values: no QR code to look for
 
     @property
     def size(self) -> tuple[int, int]:

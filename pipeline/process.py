@@ -139,7 +139,7 @@ def process_document(data: bytes, source_name: str, settings: Settings) -> Proce
             steps = prepared.steps + ([f"rotate {angle}"] if angle else [])
             page_lines, source = ocr.lines, "ocr"
             note = "; ".join(filter(None, [page.note, ", ".join(steps)]))
-        if qr_payload is None:
+        if qr_payload is None and not page.drawn_from_data:
             qr_payload = find_invoice_qr(image, sharp=source == "text_layer")
         lines.extend(page_lines)
         height, width = image.shape[:2]

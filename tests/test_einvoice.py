@@ -122,6 +122,7 @@ def test_real_ofd_invoices_have_every_key_field_right(eval_dir: Path) -> None:
             if got != label["fields"][name]:
                 wrong.append((label["id"], name, got, label["fields"][name]))
         assert result.pages and result.pages[0].text_source == "text_layer"
+        assert result.pages[0].width == round(210 / 25.4 * 200), "drawn at 200 dpi"
     assert wrong == []
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import threading
 import zipfile
@@ -282,3 +283,22 @@ def test_hot_folder_moves_a_bundle_once_and_fails_an_unread_format_with_its_reas
     format_reason = (hot / "failed" / "letter.rtf.error.txt").read_text().splitlines()[0]
     assert "UnsupportedFormat" in format_reason and "OFD" in format_reason
     assert report.done == 1 and report.failed == 2
+
+
+def test_ingest_summary_names_what_was_not_read_with_its_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.cli import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "inv.xml").write_bytes(GOOD_XML.read_bytes())
+    (folder / "notes.txt").write_text("not an invoice")
+    (folder / "bundle.zip").write_bytes(zip_bytes({"readme.md": b"# hello", "x.ofd": GOOD_OFD.read_bytes()}))
+    code = main(["ingest", str(folder), "--store", str(tmp_path / "store"), "--workers", "1"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "skipped file" in out
+    assert re.search(r"notes\.txt\s+not a format read \(\.txt\)", out), out
+    assert re.search(r"bundle\.zip!readme\.md\s+not a document this pipeline reads \(\.md\)", out), out
+    assert re.search(r"^stored\s+2$", out, re.MULTILINE), out

@@ -224,6 +224,7 @@ def xml_page(structured: StructuredInvoice, title: str, dpi: int, words: str = "
         text_layer_trusted=True,
         note="drawn from the e-invoice XML (the file has no page of its own)",
         structured=structured,
+        drawn_from_data=True,
     )
 
 
