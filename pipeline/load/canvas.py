@@ -67,6 +67,11 @@ def glyph(ch: str, size_px: int) -> tuple[Image.Image, int, int] | None:
     return mask, left, top
 
 
+@functools.lru_cache(maxsize=20000)
+def advance(ch: str, size_px: int) -> float:
+    return float(font(size_px).getlength(ch))
+
+
 class Canvas:
     """A page of ``width_mm`` x ``height_mm`` drawn at ``dpi``; coordinates in mm from the top left.
 
@@ -86,25 +91,30 @@ class Canvas:
 
     def text(
         self, x_mm: float, baseline_mm: float, text: str, size_mm: float, color: tuple[int, ...]
-    ) -> None:
-        """One run of characters from its baseline's left end."""
+    ) -> float:
+        """One run of characters from its baseline's left end, spaced by the font; returns its width (px)."""
         size = round(size_mm * self.scale)
+        x = self.px(x_mm)
         if size < 2 or not text.strip():
-            return
-        self.draw.text(
-            (self.px(x_mm), self.px(baseline_mm)), text, fill=bgr(color), font=font(size), anchor="ls"
-        )
+            return 0.0
+        start = x
+        for ch in text:
+            self._glyph(x, self.px(baseline_mm), ch, size, color)
+            x += advance(ch, size)
+        return x - start
 
     def char(self, x_mm: float, baseline_mm: float, ch: str, size_mm: float, color: tuple[int, ...]) -> None:
         """One character where the file places it."""
         size = round(size_mm * self.scale)
-        if size < 2 or ch.isspace():
-            return
-        found = glyph(ch, size)
+        if size >= 2:
+            self._glyph(self.px(x_mm), self.px(baseline_mm), ch, size, color)
+
+    def _glyph(self, x: float, baseline: float, ch: str, size: int, color: tuple[int, ...]) -> None:
+        found = None if ch.isspace() else glyph(ch, size)
         if found is None:
             return
         mask, left, top = found
-        x0, y0 = round(self.px(x_mm)) + left, round(self.px(baseline_mm)) + top
+        x0, y0 = round(x) + left, round(baseline) + top
         self.image.paste(bgr(color), (x0, y0, x0 + mask.width, y0 + mask.height), mask)
 
     def polyline(self, points_mm: list[tuple[float, float]], width_mm: float, color: tuple[int, ...]) -> None:

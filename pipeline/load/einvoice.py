@@ -160,9 +160,8 @@ def xml_page(structured: StructuredInvoice, title: str, dpi: int, words: str = "
     ) -> None:
         if not text:
             return
-        canvas.text(x, y, text, text_size, color)
+        width = canvas.text(x, y, text, text_size, color)
         left, top = canvas.px(x), canvas.px(y - text_size * 0.88)
-        width = canvas.draw.textlength(text, font=_font(canvas, text_size))
         lines.append(
             TextLine(
                 text, 1.0, polygon_from_rect(left, top, left + width, canvas.px(y + text_size * 0.12)), 0
@@ -226,9 +225,3 @@ def xml_page(structured: StructuredInvoice, title: str, dpi: int, words: str = "
         structured=structured,
         drawn_from_data=True,
     )
-
-
-def _font(canvas: object, size_mm: float) -> object:
-    from pipeline.load.canvas import font
-
-    return font(round(size_mm * canvas.scale))  # type: ignore[attr-defined]
