@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import logging
 import logging.handlers
 import os
@@ -32,6 +33,7 @@ import sqlite3
 import stat
 import threading
 import time
+import zipfile
 from collections import deque
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
@@ -178,6 +180,8 @@ def bundle_members(
             return None
     except InputError:
         return None
+    if path.suffix.lower() != ".zip" and not zipfile.is_zipfile(io.BytesIO(data)):
+        return None  # a damaged ZIP named otherwise (a .docx): one document, refused with its format
     name = source_name(path)
     try:
         members = expand_bundle(data, name, settings)

@@ -108,8 +108,8 @@ def load_document(data: bytes, settings: Settings) -> list[Page]:
         return load_xml(data, settings)
     if kind == "zip":
         raise UnsupportedFormat(
-            "a ZIP bundle, not one document: `invoices ingest` (or the hot folder) opens it and "
-            "takes each invoice inside"
+            "not an image or PDF but a ZIP file: `invoices ingest` and the hot folder open ZIP "
+            "bundles (.zip) and take each invoice inside"
         )
     return load_image(data, settings)
 
