@@ -626,9 +626,12 @@ class Watcher:
             return None
         failed = [o for o in bundle.outcomes if o.state == State.FAILED]
         stored = sum(o.state in (State.STORED, State.ALREADY_STORED) for o in bundle.outcomes)
+        same = "; ".join(
+            f"{o.path.rsplit('!', 1)[-1]}: {o.same_invoice}" for o in bundle.outcomes if o.same_invoice
+        )
         if not failed:
             return Outcome(
-                str(bundle.claim.path), State.STORED, message=f"{stored} documents stored", pages=0
+                str(bundle.claim.path), State.STORED, message=f"{stored} documents stored", same_invoice=same
             )
         retry = all(o.error_type == "StorageError" for o in failed)
         reasons = "; ".join(f"{o.path.rsplit('!', 1)[-1]}: {o.message}" for o in failed)
