@@ -249,3 +249,13 @@ def test_same_invoice_in_several_files_is_grouped_and_separate_arrivals_said(
         {"document_id": "y", "source_name": "bundle.zip!download/inv.ofd", "ingested_at": 5000.0},
     ]
     assert not grouping.arrived_separately(together)
+
+
+def test_gbk_encoded_xml_is_read() -> None:
+    path = EINVOICE_SAMPLES / "fully_digital_special_blue.xml"
+    text = path.read_text(encoding="utf-8").replace('encoding="UTF-8"', 'encoding="GBK"')
+    pages = load_document(text.encode("gbk"), SETTINGS)
+    utf8 = load_document(path.read_bytes(), SETTINGS)
+    assert pages[0].structured is not None and utf8[0].structured is not None
+    assert pages[0].structured.fields == utf8[0].structured.fields
+    assert any("有限公司" in value for value in pages[0].structured.fields.values())

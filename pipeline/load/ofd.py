@@ -57,6 +57,14 @@ TAG_FIELDS = {
     "TaxExclusiveTotalAmount": "amount_excl_tax",
     "TaxTotalAmount": "tax_amount",
     "TaxInclusiveTotalAmount": "total_amount",
+    # the names of the 数电 XML, which some issuers use in their tags too
+    "InvoiceNumber": "invoice_number",
+    "IssueTime": "issue_date",
+    "BuyerIdNum": "buyer_tax_id",
+    "SellerIdNum": "seller_tax_id",
+    "TotalAmWithoutTax": "amount_excl_tax",
+    "TotalTaxAm": "tax_amount",
+    "TotalTax-includedAmount": "total_amount",
 }
 TAG_ITEM_KEYS = {
     "Item": "name",
@@ -68,20 +76,33 @@ TAG_ITEM_KEYS = {
     "TaxScheme": "tax_rate",
     "TaxAmount": "tax_amount",
 }
-CUSTOM_DATA_FIELDS = {
-    "发票代码": "invoice_code",
-    "发票号码": "invoice_number",
-    "开票日期": "issue_date",
-    "校验码": "check_code",
-    "机器编号": "machine_no",
-    "购买方名称": "buyer_name",
-    "购买方纳税人识别号": "buyer_tax_id",
-    "销售方名称": "seller_name",
-    "销售方纳税人识别号": "seller_tax_id",
-    "合计金额": "amount_excl_tax",
-    "合计税额": "tax_amount",
-    "价税合计": "total_amount",
-}
+# DocInfo/CustomData names, matched after removing spaces and punctuation; the first rule whose
+# words all occur wins, so 价税合计 is tried before 合计金额 and the parties before their fields.
+CUSTOM_DATA_RULES = (
+    (("发票代码",), "invoice_code"),
+    (("发票号码",), "invoice_number"),
+    (("开票日期",), "issue_date"),
+    (("校验码",), "check_code"),
+    (("机器编号",), "machine_no"),
+    (("购", "名称"), "buyer_name"),
+    (("购", "识别号"), "buyer_tax_id"),
+    (("购", "税号"), "buyer_tax_id"),
+    (("销", "名称"), "seller_name"),
+    (("销", "识别号"), "seller_tax_id"),
+    (("销", "税号"), "seller_tax_id"),
+    (("价税合计",), "total_amount"),
+    (("不含税",), "amount_excl_tax"),
+    (("含税",), "total_amount"),
+    (("合计金额",), "amount_excl_tax"),
+    (("合计税额",), "tax_amount"),
+)
+
+
+def custom_data_field(name: str) -> str | None:
+    key = re.sub(r"[\s:：、,，()（）/]", "", name)
+    if "大写" in key:
+        return None
+    return next((field for words, field in CUSTOM_DATA_RULES if all(word in key for word in words)), None)
 
 
 # ---- the package -------------------------------------------------------------------------------
@@ -548,7 +569,7 @@ def custom_data_source(doc_info: Element | None) -> dict[str, str | None]:
         return values
     for element in doc_info.iter():
         if local(element.tag) == "CustomData":
-            name = CUSTOM_DATA_FIELDS.get((element.get("Name") or "").strip())
+            name = custom_data_field(element.get("Name") or "")
             if name and element.text and name not in values:
                 values[name] = element.text
     return values

@@ -39,6 +39,7 @@ def parse_safely(data: bytes, what: str) -> Element:
     Some producers write namespace prefixes they never declare (``ofd:`` inside a CustomTag file,
     even ``<:eInvoice xmlns:="">``): those are repaired, since the element names are what counts.
     """
+    data = _utf8(data)
     try:
         return fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
@@ -56,6 +57,21 @@ def parse_safely(data: bytes, what: str) -> Element:
         raise EInvoiceUnreadable(f"{what} is not well-formed XML: {exc}") from exc
     except (ValueError, UnicodeError) as exc:
         raise EInvoiceUnreadable(f"{what} is not readable XML: {exc}") from exc
+
+
+DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9_-]+)["']""")
+
+
+def _utf8(data: bytes) -> bytes:
+    """GBK/GB18030 XML (common from Chinese issuers) as UTF-8: expat reads only UTF-8/16 and Latin-1."""
+    found = DECLARED_ENCODING.match(data[:200])
+    if found is None or found.group(1).lower() not in (b"gbk", b"gb2312", b"gb18030", b"cp936"):
+        return data
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        raise EInvoiceUnreadable(f"XML says it is {found.group(1).decode()} but is not: {exc}") from exc
+    return re.sub(r"encoding\s*=\s*[\"'][A-Za-z0-9_-]+[\"']", 'encoding="UTF-8"', text, count=1).encode()
 
 
 def _repair_prefixes(data: bytes) -> bytes:
@@ -95,6 +111,15 @@ def text(element: Element | None, *path: str) -> str | None:
 
 def descendant(element: Element, name: str) -> Element | None:
     return next((e for e in element.iter() if local(e.tag) == name), None)
+
+
+def deep_text(element: Element, *names: str) -> str | None:
+    """The first non-empty text of an element with one of these names, anywhere below."""
+    for name in names:
+        for found in element.iter():
+            if local(found.tag) == name and found.text and found.text.strip():
+                return found.text.strip()
+    return None
 
 
 # ---- the three shapes --------------------------------------------------------------------------
@@ -146,8 +171,8 @@ def _from_digital(root: Element) -> tuple[dict[str, str | None], list[dict[str, 
     basic = descendant(data, "BasicInformation")
     supervision = descendant(root, "TaxSupervisionInfo")
     values = {
-        "invoice_number": text(supervision, "InvoiceNumber"),
-        "issue_date": text(supervision, "IssueTime"),
+        "invoice_number": text(supervision, "InvoiceNumber") or deep_text(root, "InvoiceNumber", "EIid"),
+        "issue_date": text(supervision, "IssueTime") or deep_text(root, "IssueTime", "RequestTime"),
         "buyer_name": text(buyer, "BuyerName"),
         "buyer_tax_id": text(buyer, "BuyerIdNum"),
         "seller_name": text(seller, "SellerName"),
