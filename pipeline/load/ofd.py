@@ -365,6 +365,7 @@ class PageDrawer:
         scale = math.hypot(matrix[0], matrix[1]) or 1.0
         rgb = color(next(children(element, "FillColor"), None), (0, 0, 0))
         glyphs = text_glyphs(element, matrix, size, rgb)
+        glyphs.size = size * scale  # on the page, after the CTM
         if collect:
             drawn.glyphs.append(glyphs)
             if glyphs.object_id:
@@ -459,8 +460,12 @@ def glyph_lines(glyphs: list[Glyphs], page: int, scale: float) -> list[TextLine]
                 last = max(run, key=lambda c: c[1])
                 x1 = last[1] + char_advance(last[0], size)
                 base = max(y for _, _, y in run)
+                # Ink extents as a text layer or OCR gives them: CJK fill the em, digits and capitals
+                # stand about 0.73 em on the baseline (a box of the whole em would reach into the row above).
+                wide = any(ord(ch) >= 0x2E80 for ch, _, _ in run)
+                top, bottom = (0.88, 0.12) if wide else (0.74, 0.04)
                 polygon = polygon_from_rect(
-                    x0 * scale, (base - size * 0.88) * scale, x1 * scale, (base + size * 0.12) * scale
+                    x0 * scale, (base - size * top) * scale, x1 * scale, (base + size * bottom) * scale
                 )
                 lines.append(TextLine(content.replace("\u3000", " "), 1.0, polygon, page))
             run.clear()
