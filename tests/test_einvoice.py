@@ -259,3 +259,33 @@ def test_gbk_encoded_xml_is_read() -> None:
     assert pages[0].structured is not None and utf8[0].structured is not None
     assert pages[0].structured.fields == utf8[0].structured.fields
     assert any("有限公司" in value for value in pages[0].structured.fields.values())
+
+
+def without_data(data: bytes) -> bytes:
+    """The OFD with its attachments, tags and CustomDatas removed: only the page is left."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            if "/Attachs/" in info.filename or "/Tags/" in info.filename:
+                continue
+            content = source.read(info)
+            if info.filename == "OFD.xml":
+                content = re.sub(rb"<ofd:CustomDatas>.*</ofd:CustomDatas>", b"", content, flags=re.S)
+            target.writestr(info, content)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("case", ["vat_e_general_blue", "fully_digital_red"])
+def test_an_ofd_without_data_is_read_from_its_page_text(case: str) -> None:
+    truth = json.loads((EINVOICE_SAMPLES / f"{case}.expected.json").read_text(encoding="utf-8"))
+    data = without_data((EINVOICE_SAMPLES / f"{case}.ofd").read_bytes())
+    pages = load_document(data, SETTINGS)
+    assert pages[0].structured is None
+    result = process_document(data, f"{case}.ofd", SETTINGS).result
+    assert str(result.doc_type) == truth["doc_type"]
+    for name in KEY_FIELDS:
+        found = result.fields.get(name)
+        assert (found.value if found else None) == truth["fields"][name], name
+        if found is not None and found.value is not None:
+            assert found.source == FieldSource.TEXT_LAYER
