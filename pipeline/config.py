@@ -90,6 +90,10 @@ class Settings(BaseModel):
     ocr_max_side: int = Field(2400, ge=640)
     review_below: float = Field(0.90, ge=0.0, le=1.0)
     threads_per_worker: int = Field(1, ge=1)
+    # ZIP bundles and OFD packages (issue 14): members, unpacked bytes and compression ratio allowed.
+    max_bundle_members: int = Field(500, gt=0)
+    max_unpacked_bytes: int = Field(300 * 1024 * 1024, gt=0)
+    max_compression_ratio: float = Field(200.0, gt=1.0)
 
     @field_validator("store")
     @classmethod

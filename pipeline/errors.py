@@ -51,6 +51,14 @@ class TooLarge(InputError):
     pass
 
 
+class EInvoiceUnreadable(InputError):
+    """An OFD package or e-invoice XML that is damaged or not an invoice's."""
+
+
+class UnsafeInput(InputError):
+    """Refused on purpose: XML with entities or a DTD, ZIP names leaving the folder, zip bombs, encryption."""
+
+
 class OcrEngineError(PipelineError):
     exit_code = ExitCode.OTHER
 

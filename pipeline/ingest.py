@@ -22,15 +22,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import logging
 import logging.handlers
 import os
 import queue
 import resource
 import signal
+import sqlite3
 import stat
 import threading
 import time
+import zipfile
 from collections import deque
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
@@ -44,10 +47,12 @@ from typing import Any
 from pipeline.config import Settings
 from pipeline.errors import InputError, OcrEngineError, PipelineError, StorageError, TooLarge
 from pipeline.lifeline import die_with_parent
-from pipeline.load import SUPPORTED_EXTENSIONS
+from pipeline.load import SUPPORTED_EXTENSIONS, sniff_format
+from pipeline.load.bundles import expand_bundle
 from pipeline.model import InvoiceResult
 from pipeline.process import content_id, process_document
 from pipeline.store import Store
+from pipeline.store.invoices import same_invoice_note
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,7 @@ class State(StrEnum):
     STORED = "stored"
     ALREADY_STORED = "already_stored"
     FAILED = "failed"
+    SKIPPED = "skipped"  # a bundle member that is not a document (a text file): named with its reason
 
 
 @dataclass
@@ -86,6 +92,7 @@ class Outcome:
     worker_peak_mb: float = 0.0
     cpu_seconds: float = 0.0  # CPU time of the worker process on this document
     ocr_seconds: tuple[float, ...] = ()  # seconds of each page that was OCRed (metrics)
+    same_invoice: str = ""  # other files of this invoice already stored (pipeline.store.invoices)
 
 
 @dataclass
@@ -150,6 +157,47 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
                 else:
                     skipped.append(candidate)
     return chosen, skipped
+
+
+@dataclass
+class Refused:
+    """A bundle member that is not processed: refused (failed) or not a document (skipped)."""
+
+    path: Path
+    name: str
+    error: InputError
+    skipped: bool = False
+
+
+def bundle_members(
+    path: Path, data: bytes, settings: Settings, tag: Any = None
+) -> list[Job | Refused] | None:
+    """The documents of a ZIP bundle as jobs (``bundle.zip!inner/path``), or None for any other file.
+
+    A bundle that cannot be opened is one refusal; a refused member does not stop the others.
+    """
+    try:
+        if sniff_format(data) != "zip":
+            return None
+    except InputError:
+        return None
+    if path.suffix.lower() != ".zip" and not zipfile.is_zipfile(io.BytesIO(data)):
+        return None  # a damaged ZIP named otherwise (a .docx): one document, refused with its format
+    name = source_name(path)
+    try:
+        members = expand_bundle(data, name, settings)
+    except InputError as exc:
+        return [Refused(path, name, exc)]
+    out: list[Job | Refused] = []
+    for member in members:
+        member_path = Path(f"{path}!{member.name.split('!', 1)[1]}")
+        if member.error is not None:
+            out.append(Refused(member_path, member.name, member.error, member.skipped))
+        else:
+            out.append(Job(member_path, member.data, member.name, tag=tag))
+    if not out:
+        out.append(Refused(path, name, InputError("the ZIP file holds no files"), skipped=True))
+    return out
 
 
 def read_input(path: Path, max_bytes: int, follow_symlinks: bool = False) -> bytes:
@@ -427,8 +475,24 @@ def save_result(result: WorkResult, data: bytes, name: str, store: Store) -> Out
         pages=len(invoice.pages),
         message="" if created else "already stored (saved by another process meanwhile)",
         ocr_seconds=tuple(page.seconds for page in invoice.pages if page.text_source == "ocr"),
+        same_invoice=_same_invoice(store, invoice) if created else "",
         **common,
     )
+
+
+def _same_invoice(store: Store, invoice: InvoiceResult) -> str:
+    """Other files of the same invoice (its OFD and its PDF…): said, never a failure of this one."""
+    try:
+        return same_invoice_note(
+            store.index,
+            invoice.document_id,
+            invoice.source_name,
+            invoice.value("invoice_code"),
+            invoice.value("invoice_number"),
+        )
+    except (StorageError, sqlite3.Error) as exc:
+        log.warning("could not look up other files of %s: %s", invoice.source_name, exc)
+        return ""
 
 
 class Runner:
@@ -525,12 +589,13 @@ class Runner:
         self._waiting.append(job)
         self._pump()
 
-    def fail(self, job: Job, error: InputError) -> None:
-        """Report a job that could not even be read as failed (no worker involved)."""
+    def fail(self, job: Job, error: InputError, skipped: bool = False) -> None:
+        """Report a job that could not even be read as failed (no worker involved); ``skipped`` for a
+        bundle member that is no document (named with its reason, not a failure)."""
         outcome = Outcome(
             str(job.path),
-            State.FAILED,
-            message=f"{type(error).__name__}: {error}",
+            State.SKIPPED if skipped else State.FAILED,
+            message=str(error) if skipped else f"{type(error).__name__}: {error}",
             error_type=type(error).__name__,
         )
         self._ready.append((job, outcome))
@@ -783,7 +848,17 @@ def feed(
             except InputError as exc:
                 runner.fail(Job(path, b"", source_name(path), document_id="-"), exc)
                 continue
-            runner.submit(Job(path, data, source_name(path)))
+            members = bundle_members(path, data, runner.settings)
+            if members is None:
+                runner.submit(Job(path, data, source_name(path)))
+                continue
+            for member in members:  # a ZIP bundle: each document inside is a job of its own
+                if isinstance(member, Refused):
+                    runner.fail(
+                        Job(member.path, b"", member.name, document_id="-"), member.error, member.skipped
+                    )
+                else:
+                    runner.submit(member)
         for _, outcome in runner.results():
             report(outcome)
 

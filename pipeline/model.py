@@ -30,6 +30,7 @@ class FieldSource(StrEnum):
     QR = "qr"
     DERIVED = "derived"
     REVIEW = "review"
+    STRUCTURED = "structured"  # the invoice's own data (OFD tags, e-invoice XML): exact, confidence 1.0
 
 
 class DocType(StrEnum):
@@ -106,14 +107,35 @@ class TextLine:
 
 
 @dataclass
+class StructuredInvoice:
+    """Fields an e-invoice carries as data (OFD tags and attachments, e-invoice XML), not as print.
+
+    ``fields`` uses the result's field names with normalised values (dates YYYY-MM-DD, amounts
+    "123.45"); ``items`` the goods-table keys of ``extract_items``; ``boxes`` where a value is drawn
+    on the page, when the file says so; ``origin`` names the parts it came from.
+    """
+
+    fields: dict[str, str]
+    items: list[dict[str, str | None]] = field(default_factory=list)
+    boxes: dict[str, Box] = field(default_factory=dict)
+    origin: str = ""
+    extra: dict[str, str] = field(default_factory=dict)  # red-letter links, remarks: kept, not scored
+
+
+@dataclass
 class Page:
-    """One page ready for OCR: the image (BGR, uint8) and, for born-digital PDFs, its text layer."""
+    """One page ready for OCR: the image (BGR, uint8) and, for born-digital PDFs, its text layer.
+
+    E-invoices (OFD, XML) also carry ``structured`` data: on the first page, for the document.
+    """
 
     index: int
     image: np.ndarray
     text_layer: list[TextLine] | None = None
     text_layer_trusted: bool = False
     note: str = ""
+    structured: StructuredInvoice | None = None
+    drawn_from_data: bool = False  # an XML invoice's page, drawn from its values: no QR code to look for
 
     @property
     def size(self) -> tuple[int, int]:

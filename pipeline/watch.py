@@ -46,7 +46,18 @@ from typing import Any, Literal, Protocol
 
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, InputError, StorageError
-from pipeline.ingest import FileRefused, Job, Outcome, Runner, State, read_input, source_name, symlink_reason
+from pipeline.ingest import (
+    FileRefused,
+    Job,
+    Outcome,
+    Refused,
+    Runner,
+    State,
+    bundle_members,
+    read_input,
+    source_name,
+    symlink_reason,
+)
 from pipeline.store import Store
 
 log = logging.getLogger(__name__)
@@ -244,6 +255,15 @@ class _Seen:
 class _Claim:
     path: Path  # in our processing folder
     name: str  # the name it had in the inbox
+
+
+@dataclass
+class _Bundle:
+    """A claimed ZIP bundle: done when every document inside is; failed/ names the members that failed."""
+
+    claim: _Claim
+    remaining: int
+    outcomes: list[Outcome] = field(default_factory=list)
 
 
 class Watcher:
@@ -575,6 +595,20 @@ class Watcher:
         if refusal is not None:
             runner.fail(Job(claim.path, b"", name, document_id="-", tag=claim), refusal)
             return
+        members = bundle_members(claim.path, data, self.settings)
+        if members is not None:  # a ZIP bundle: every document inside on its own, the file moved once
+            bundle = _Bundle(claim, len(members))
+            log.info(
+                "processing bundle %s (%d files)", name, len(members), extra={**extra, "owner": self.owner}
+            )
+            for member in members:
+                if isinstance(member, Refused):
+                    stand_in = Job(member.path, b"", member.name, document_id="-", tag=bundle)
+                    runner.fail(stand_in, member.error, member.skipped)
+                else:
+                    member.tag = bundle
+                    runner.submit(member)
+            return
         job = Job(claim.path, data, name, tag=claim)
         log.info("processing %s", name, extra={**extra, "document": job.document_id, "owner": self.owner})
         runner.submit(job)
@@ -582,7 +616,11 @@ class Watcher:
     # -- finishing
 
     def _finish(self, job: Job, outcome: Outcome) -> None:
-        claim: _Claim = job.tag
+        if isinstance(job.tag, _Bundle):
+            outcome = self._bundle_member_done(job.tag, outcome)  # type: ignore[assignment]
+            if outcome is None:
+                return
+        claim: _Claim = job.tag if isinstance(job.tag, _Claim) else job.tag.claim
         name = source_name(Path(claim.name))
         extra: dict[str, Any] = {"path": name, "state": str(outcome.state), "owner": self.owner}
         if outcome.document_id:
@@ -602,6 +640,31 @@ class Watcher:
             # The file stays in our processing folder: taken over and redone after a restart.
             log.error("cannot move %s out of %s: %s", name, self.mine, exc.strerror, extra=extra)
 
+    def _bundle_member_done(self, bundle: _Bundle, outcome: Outcome) -> Outcome | None:
+        """Count a member's outcome; once all are in, the bundle's own outcome (None before)."""
+        bundle.outcomes.append(outcome)
+        log.info("bundle member %s: %s %s", outcome.path, outcome.state, outcome.message or outcome.status)
+        bundle.remaining -= 1
+        if bundle.remaining > 0:
+            return None
+        failed = [o for o in bundle.outcomes if o.state == State.FAILED]
+        stored = sum(o.state in (State.STORED, State.ALREADY_STORED) for o in bundle.outcomes)
+        same = "; ".join(
+            f"{o.path.rsplit('!', 1)[-1]}: {o.same_invoice}" for o in bundle.outcomes if o.same_invoice
+        )
+        if not failed:
+            return Outcome(
+                str(bundle.claim.path), State.STORED, message=f"{stored} documents stored", same_invoice=same
+            )
+        retry = all(o.error_type == "StorageError" for o in failed)
+        reasons = "; ".join(f"{o.path.rsplit('!', 1)[-1]}: {o.message}" for o in failed)
+        return Outcome(
+            str(bundle.claim.path),
+            State.FAILED,
+            message=f"{len(failed)} of {len(bundle.outcomes)} files in the bundle failed ({stored} stored): {reasons}",
+            error_type="StorageError" if retry else "BundleMemberFailed",
+        )
+
     def _succeeded(self, claim: _Claim, outcome: Outcome, extra: dict[str, Any]) -> None:
         if self.options.on_success == "delete":
             claim.path.unlink()
@@ -615,6 +678,8 @@ class Watcher:
             if outcome.state == State.STORED
             else outcome.message or "already stored"
         )
+        if outcome.same_invoice:
+            detail += f"; {outcome.same_invoice}"
         log.info(
             "done %s (%s) -> %s", extra["path"], detail, where, extra={**extra, "status": outcome.status}
         )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the pipeline needs, only where missing:
 #   poppler-utils  renders PDFs (pdftoppm, used by pdf2image)
-#   a CJK font     renders the sample invoices (scripts/make_samples.py)
+#   a CJK font     renders the sample invoices (scripts/make_samples.py) and draws OFD/XML e-invoice pages
 # With --test, also what the test suite needs:
 #   chromium, chromium-driver  the headless browser the review page's tests drive (no download)
 set -euo pipefail

@@ -29,7 +29,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         raise BadArgs(f"no such file or folder: {', '.join(missing)}")
     files, skipped = discover(args.paths)
     for path in skipped:
-        log.info("skipped (not an image or PDF by its name): %s", path)
+        log.info("skipped (not a format read, by its name): %s", path)
     store = open_store_for(settings)
     log_json = getattr(args, "log_json", False)
     # Documents already stored are taken off the total (not counted as done): rate and ETA are the work's.
@@ -84,6 +84,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         store.close()
     stored = [o for o in outcomes if o.state == State.STORED]
     failed = [o for o in outcomes if o.state == State.FAILED]
+    # Named with their reason, not only counted: folder files by their name, bundle members by content.
+    not_read = [(str(path), f"not a format read ({path.suffix or 'no extension'})") for path in skipped]
+    not_read += [(o.path, o.message) for o in outcomes if o.state == State.SKIPPED]
     summary = [
         ("stored", len(stored)),
         ("  ok", sum(o.status == "ok" for o in stored)),
@@ -91,13 +94,20 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         ("  not an invoice", sum(o.status == "not_an_invoice" for o in stored)),
         ("already stored", sum(o.state == State.ALREADY_STORED for o in outcomes)),
         ("failed", len(failed)),
-        ("skipped (not image/PDF)", len(skipped)),
+        ("skipped (not a document)", len(not_read)),
     ]
     if not args.quiet:
         print(format_table(["documents", "count"], summary))
         if failed:
             print()
             print(format_table(["failed file", "reason"], [(o.path, o.message) for o in failed]))
+        if not_read:
+            print()
+            print(format_table(["skipped file", "reason"], not_read))
+        same = [(o.path, o.same_invoice) for o in outcomes if o.same_invoice]
+        if same:
+            print()
+            print(format_table(["file of an invoice stored before", "note"], same))
         print(f"\nstore: {settings.store}")
     return ExitCode.SOME_FAILED if failed else ExitCode.OK
 
@@ -147,10 +157,14 @@ def register(commands: Any) -> None:
         "ingest",
         help="process files and folders into the store",
         description=(
-            "Process every image (JPEG, PNG, TIFF, BMP, WebP) and PDF in the given files and folders "
-            "(recursively), store the original, page images and result, and index it. Files already "
-            "in the store (same content) are skipped, so a re-run only does what is missing. A file "
-            "that cannot be processed is reported with its reason and the batch goes on."
+            "Process every document in the given files and folders (recursively): PDF, OFD and XML "
+            "e-invoices (数电票 EInvoice, the fp: eInvoice), images (JPEG, PNG, TIFF, BMP, WebP, "
+            "HEIC/HEIF phone photos), and ZIP bundles from the tax platform, each document inside "
+            "stored on its own as bundle.zip!path/in/zip. Stores the original, page images (OFD and "
+            "XML pages are drawn) and result, and indexes it. Files already in the store (same "
+            "content) are skipped, so a re-run only does what is missing. A file that cannot be "
+            "processed is reported with its reason and the batch goes on; one that is not a "
+            "document is named in the summary with its reason."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -166,7 +180,11 @@ def register(commands: Any) -> None:
     extract = commands.add_parser(
         "extract",
         help="print the result for one file; stores nothing",
-        description="Run the whole pipeline on one file and print its fields (or the result JSON).",
+        description=(
+            "Run the whole pipeline on one file and print its fields (or the result JSON): a PDF, an "
+            "OFD or XML e-invoice (fields from the invoice's own data, source `structured`), or an "
+            "image (JPEG, PNG, TIFF, BMP, WebP, HEIC/HEIF). For a ZIP bundle use `ingest`."
+        ),
     )
     extract.add_argument("file", type=Path)
     extract.add_argument(

@@ -61,7 +61,10 @@ def register(commands: Any) -> None:
             "<name>.error.txt giving the reason. Files left behind by a crashed watcher are taken over.\n"
             "Temporary and partial names (.part, .tmp, .crdownload, ~$*, hidden) are ignored, symbolic\n"
             "links refused. SIGTERM or Ctrl-C finishes the documents in flight and stops; a second one\n"
-            "stops at once. See docs/HOTFOLDER.md (states, log format, a systemd unit)."
+            "stops at once. Formats: PDF, OFD and XML e-invoices, JPEG/PNG/TIFF/BMP/WebP/HEIC images,\n"
+            "and ZIP bundles (each document inside stored on its own; the ZIP goes to done/, or to\n"
+            "failed/ naming the members that failed). A file of another format goes to failed/ with\n"
+            "the reason. See docs/HOTFOLDER.md (states, log format, a systemd unit)."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

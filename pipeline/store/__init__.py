@@ -327,12 +327,16 @@ CONTENT_TYPES = {
     "tiff": "image/tiff",
     "bmp": "image/bmp",
     "webp": "image/webp",
+    "heif": "image/heif",
+    "ofd": "application/ofd",
+    "xml": "application/xml",
+    "zip": "application/zip",
 }
 
 
 def _content_type(data: bytes) -> str:
     try:
-        return CONTENT_TYPES[sniff_format(data)]
+        return CONTENT_TYPES.get(sniff_format(data), "application/octet-stream")
     except UnsupportedFormat:
         return "application/octet-stream"
 

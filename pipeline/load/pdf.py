@@ -1,107 +1,25 @@
-"""Stage 1: bytes -> pages.
+"""PDF -> pages: rendered with pdfium or pdf2image (poppler); the text layer read with pypdfium2.
 
-Formats are recognised by their content, not their file name. Images go through
-Pillow (multi-page TIFF included); PDFs are rendered with pdf2image (poppler) and their
-text layer is read with pypdfium2, trusted only when it looks like real text.
+The text layer is trusted only when it looks like real text (``text_layer_trusted``).
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 import unicodedata
-import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.config import Settings
-from pipeline.errors import (
-    EmptyFile,
-    EncryptedPdf,
-    ImageUnreadable,
-    MissingDependency,
-    PdfUnreadable,
-    TooLarge,
-    UnsupportedFormat,
-)
+from pipeline.errors import EncryptedPdf, MissingDependency, PdfUnreadable, TooLarge
+from pipeline.load.images import check_pixels
 from pipeline.model import Page, TextLine, polygon_from_rect
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
-SUPPORTED_EXTENSIONS = IMAGE_EXTENSIONS | {".pdf"}
 
-
-def sniff_format(data: bytes) -> str:
-    """Name the container format from magic bytes: pdf, jpeg, png, tiff, bmp, webp."""
-    head = data[:16]
-    if head.startswith(b"%PDF") or b"%PDF-" in data[:1024]:
-        return "pdf"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return "tiff"
-    if head.startswith(b"BM"):
-        return "bmp"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    raise UnsupportedFormat("not an image or PDF this pipeline reads (JPEG, PNG, TIFF, BMP, WebP, PDF)")
-
-
-def load_document(data: bytes, settings: Settings) -> list[Page]:
-    """Turn a document's bytes into pages; raise an ``InputError`` subclass with a clear reason."""
-    if not data:
-        raise EmptyFile("file is empty (0 bytes)")
-    if len(data) > settings.max_file_bytes:
-        raise TooLarge(
-            f"file is {len(data) / 1e6:.1f} MB, over the {settings.max_file_bytes / 1e6:.0f} MB limit"
-        )
-    kind = sniff_format(data)
-    if kind == "pdf":
-        return _load_pdf(data, settings)
-    return _load_image(data, settings)
-
-
-def _check_pixels(width: int, height: int, settings: Settings) -> None:
-    if width * height > settings.max_image_pixels:
-        raise TooLarge(
-            f"image is {width}x{height} px ({width * height / 1e6:.0f} MP), over the "
-            f"{settings.max_image_pixels / 1e6:.0f} MP limit (possible decompression bomb)"
-        )
-    if min(width, height) < settings.min_image_side:
-        raise ImageUnreadable(f"image is only {width}x{height} px, too small to hold an invoice")
-
-
-def _load_image(data: bytes, settings: Settings) -> list[Page]:
-    pages: list[Page] = []
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            frame_count = getattr(image, "n_frames", 1)
-            if frame_count > settings.max_pages:
-                raise TooLarge(f"image has {frame_count} frames, over the {settings.max_pages}-page limit")
-            for frame in range(frame_count):
-                image.seek(frame)
-                _check_pixels(image.width, image.height, settings)
-                image.load()
-                rgb = ImageOps.exif_transpose(image).convert("RGB")
-                bgr = np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])
-                pages.append(Page(index=frame, image=bgr))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise TooLarge(f"image rejected as a decompression bomb: {exc}") from exc
-    except UnidentifiedImageError as exc:
-        raise ImageUnreadable("image data is not readable (corrupt or not an image)") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageUnreadable(f"image is corrupt or truncated: {exc}") from exc
-    return pages
-
-
-def _load_pdf(data: bytes, settings: Settings) -> list[Page]:
+def load_pdf(data: bytes, settings: Settings) -> list[Page]:
     import pypdfium2 as pdfium
 
     try:
@@ -124,7 +42,7 @@ def _load_pdf(data: bytes, settings: Settings) -> list[Page]:
         for index in range(page_count):
             width_pt, height_pt = document[index].get_size()
             scale = settings.render_dpi / 72
-            _check_pixels(int(width_pt * scale), int(height_pt * scale), settings)
+            check_pixels(int(width_pt * scale), int(height_pt * scale), settings)
         layers: list[tuple[list[TextLine] | None, bool]] = []
         for index in range(page_count):
             lines: list[TextLine] | None = None
