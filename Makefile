@@ -66,9 +66,11 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_store.py
 	$(BIN)/python scripts/bench_reconcile.py
+	$(BIN)/python scripts/bench_einvoice.py --skip-accuracy
 
 bench-accuracy: $(STAMP)
 	$(BIN)/python scripts/bench_accuracy.py
+	$(BIN)/python scripts/bench_einvoice.py --skip-speed
 
 samples: $(STAMP)
 	$(BIN)/python scripts/make_samples.py
