@@ -23,6 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from pipeline.review.web import ReviewServer, document_payload
 
 from pipeline.cli import main
 from pipeline.errors import ConfigError, NotFound, StorageError
@@ -38,7 +39,6 @@ from pipeline.review import (
 from pipeline.review.corrections import normalize_value
 from pipeline.review.images import crop_box, decode_png
 from pipeline.review.tui import run_tui
-from pipeline.review.web import ReviewServer, document_payload
 from pipeline.store import Store, open_store
 from pipeline.store.objects import result_key
 from pipeline.validate import validate_invoice

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from pipeline.review.web import ReviewServer
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -25,7 +26,6 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from pipeline.review import review_history, review_queue
-from pipeline.review.web import ReviewServer
 from tests.test_review import ReviewStore, build_review_store, index_row, stored_json
 
 pytestmark = pytest.mark.slow
