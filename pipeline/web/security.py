@@ -76,6 +76,7 @@ class Guard:
         if not given and bearer[:7].lower() == "bearer ":
             given = bearer[7:].strip()
         header_ok = _same(given, self.token)
+        api_in_path = False
         if api:
             if not header_ok:
                 await _deny(
@@ -90,6 +91,7 @@ class Guard:
             if len(parts) == 2:  # /<token> without the slash: relative links need it
                 await _redirect(send, f"/{self.token}/")
                 return
+            api_in_path = parts[2] == "api" or parts[2].startswith("api/")
             scope = dict(scope, root_path=scope.get("root_path", "") + "/" + self.token)
         if method not in SAFE_METHODS:
             if not header_ok:
@@ -102,6 +104,9 @@ class Guard:
             if headers.get("sec-fetch-site", "") == "cross-site":
                 await _deny(send, api, "forbidden: cross-site request")
                 return
+        if not api and api_in_path:  # the API answers only at /api/v1, with the token in a header
+            await _deny(send, True, "not found: the API is under /api/v1 with the token in a header", 404)
+            return
         log.debug("%s %s", method, path.replace(self.token, "<token>"))
 
         async def send_with_headers(message: MutableMapping[str, Any]) -> None:
@@ -118,21 +123,21 @@ class Guard:
         await self.app(scope, receive, send_with_headers)
 
 
-async def _deny(send: Send, api: bool, message: str) -> None:
+async def _deny(send: Send, api: bool, message: str, status: int = 403) -> None:
     if api:
         body = json.dumps({"error": message}).encode()
         kind = b"application/json"
     else:
         text = message.replace("&", "&amp;").replace("<", "&lt;")
         body = (
-            "<!doctype html><meta charset=utf-8><title>403 forbidden</title>"
-            f"<h1>403</h1><p>{text}</p><p>Open the address that <code>invoices serve</code> printed.</p>"
+            f"<!doctype html><meta charset=utf-8><title>{status}</title>"
+            f"<h1>{status}</h1><p>{text}</p><p>Open the address that <code>invoices serve</code> printed.</p>"
         ).encode()
         kind = b"text/html; charset=utf-8"
     await send(
         {
             "type": "http.response.start",
-            "status": 403,
+            "status": status,
             "headers": [
                 (b"content-type", kind),
                 (b"content-length", str(len(body)).encode()),
