@@ -13,10 +13,6 @@ SERIES = ("#3b6fd8", "#c2410c", "#12805c")
 
 
 def _number(value: float) -> str:
-    if abs(value) >= 1e8:
-        return f"{value / 1e8:.2f}亿"
-    if abs(value) >= 1e4:
-        return f"{value / 1e4:.1f}万"
     return f"{value:,.2f}" if value != int(value) else f"{int(value):,}"
 
 
