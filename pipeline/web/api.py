@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from pipeline.errors import InputError, NotFound
 from pipeline.model import DocType
@@ -50,8 +50,14 @@ class SearchAnswer(BaseModel):
 
 
 class CorrectionBody(BaseModel):
-    value: str | None = Field(None, max_length=1000, description="the right value; null with accept=true")
-    accept: bool = Field(False, description="the value read is right as it is")
+    value: str | None = Field(
+        None,
+        max_length=200,
+        pattern=r"\S",
+        description="the right value (checked against the field's format: an amount, a date, a tax ID...); "
+        "null with accept=true",
+    )
+    accept: StrictBool = Field(False, description="the value read is right as it is")
     reviewer: str | None = Field(
         None, min_length=1, max_length=100, description="kept in the audit record (default: the server's)"
     )
@@ -93,12 +99,29 @@ DocumentIdPath = Annotated[str, PathParam(pattern=DOCUMENT_ID)]
 FieldPath = Annotated[str, PathParam(pattern=FIELD_NAME)]
 
 
+ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def _day(value: str | None, name: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{name}: {value} is not a date that exists") from None
+
+
+def DateQuery(description: str) -> Any:
+    # A string with a pattern, not ``date``: pydantic would take 0 or 1700000000 as a date.
+    return Query(pattern=ISO_DATE, description=description, json_schema_extra={"format": "date"})
+
+
 def search_filters(
     q: Annotated[
         str, Query(max_length=200, description="any key: number, code, name, tax ID, amount, text")
     ] = "",
-    date_from: date | None = None,
-    date_to: date | None = None,
+    date_from: Annotated[str | None, DateQuery("issued on or after (YYYY-MM-DD)")] = None,
+    date_to: Annotated[str | None, DateQuery("issued on or before (YYYY-MM-DD)")] = None,
     amount_min: Annotated[float | None, Query(allow_inf_nan=False)] = None,
     amount_max: Annotated[float | None, Query(allow_inf_nan=False)] = None,
     kind: DocType | None = None,
@@ -106,12 +129,12 @@ def search_filters(
     outcome: Literal[RECONCILIATION_OUTCOMES] | None = None,  # type: ignore[valid-type]
     needs_review: bool = False,
     source: Annotated[str | None, Query(max_length=200)] = None,
-    batch: Annotated[date | None, Query(description="ingested on this day")] = None,
+    batch: Annotated[str | None, DateQuery("ingested on this day (YYYY-MM-DD)")] = None,
 ) -> Search:
     return Search(
         q=q,
-        date_from=date_from,
-        date_to=date_to,
+        date_from=_day(date_from, "date_from"),
+        date_to=_day(date_to, "date_to"),
         amount_min=amount_min,
         amount_max=amount_max,
         kind=str(kind) if kind else None,
@@ -119,7 +142,7 @@ def search_filters(
         outcome=outcome,
         needs_review=needs_review,
         source=source or None,
-        batch=batch,
+        batch=_day(batch, "batch"),
     )
 
 
@@ -161,14 +184,35 @@ async def document(web: StateDep, document_id: DocumentIdPath) -> dict[str, Any]
     status_code=202,
     summary="Upload a document for ingestion; answers with its id (poll status_url for the result)",
     responses={200: {"model": UploadAnswer, "description": "already stored: the result is included"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "file": {"type": "string", "format": "binary", "description": "PDF or image"}
+                        },
+                        "required": ["file"],
+                        "additionalProperties": False,
+                    }
+                }
+            },
+        }
+    },
 )
-async def upload(web: StateDep, file: Annotated[UploadFile, File(description="PDF or image")]) -> Any:
+async def upload(
+    web: StateDep, request: Request, file: Annotated[UploadFile, File(description="PDF or image")]
+) -> Any:
     from pipeline.process import content_id
+
+    extra = sorted(set((await request.form()).keys()) - {"file"})
+    if extra:
+        raise InputError(f"send only the form field 'file' (not {', '.join(map(repr, extra[:3]))})")
 
     limit = web.uploads._settings().max_file_bytes
     data = await file.read(limit + 1)
-    if not data:
-        raise InputError("the uploaded file is empty")
     if len(data) > limit:
         raise InputError(f"the file is larger than {limit} bytes")
     name = (file.filename or "upload").replace("/", "_").replace("\\", "_")[-200:] or "upload"

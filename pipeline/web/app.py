@@ -6,6 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from pipeline import __version__
 from pipeline.errors import InputError, NotFound, PipelineError
@@ -40,6 +41,14 @@ def create_app(state: AppState) -> FastAPI:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": message}, status_code=status)
         return views.error_page(request, status, message)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        # The framework's own answers (unknown path, wrong method, unreadable body) in the app's shape.
+        response = answer(request, exc.status_code, str(exc.detail))
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
 
     @app.exception_handler(InputError)
     async def refused(request: Request, exc: InputError) -> Response:
