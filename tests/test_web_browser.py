@@ -210,26 +210,4 @@ def test_readable_at_200_percent_zoom(tmp_path: Path) -> None:
                         )
     finally:
         zoomed.quit()
-    if SHOTS:
-        review_shot(tmp_path)
 
-
-def review_shot(tmp_path: Path) -> None:
-    """The review view for the README, as a clerk at a normal zoom sees it."""
-    review = build_review_store(tmp_path / "review-shot")
-    running = browser(tmp_path / "shot", "--window-size=1440,900")
-    try:
-        with WebServer(str(review.path), "clerk") as server:
-            server.start()
-            running.get(server.url + "review")
-            WebDriverWait(running, 20).until(
-                lambda d: len(d.find_elements(By.CSS_SELECTOR, "#cards .field")) == 3
-            )
-            WebDriverWait(running, 20).until(
-                lambda d: all(
-                    i.get_property("complete") for i in d.find_elements(By.CSS_SELECTOR, ".crop, #page-img")
-                )
-            )
-            shot(running, "review")
-    finally:
-        running.quit()

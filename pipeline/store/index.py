@@ -671,28 +671,68 @@ class Index:
             "CASE WHEN CAST(d.amount_excl_tax AS REAL) > 0 AND d.tax_amount IS NOT NULL THEN "
             "CAST(ROUND(100.0 * CAST(d.tax_amount AS REAL) / CAST(d.amount_excl_tax AS REAL)) AS INTEGER) END"
         )
-        groups = {
-            "months": (
-                f"SELECT substr(d.issue_day, 1, 7) AS month, {sums} FROM documents d{where} "
-                "GROUP BY month ORDER BY month IS NULL, month"
-            ),
-            # ``+``: group over the covering index, not in the order of the name index.
-            "sellers": (
-                f"SELECT d.seller_key AS seller_key, {sums} FROM documents d{where} "
-                f"GROUP BY +d.seller_key ORDER BY total DESC, count DESC LIMIT {int(top_sellers)}"
-            ),
-            "rates": (
-                f"SELECT {rate} AS rate, {sums} FROM documents d{where} GROUP BY rate ORDER BY rate IS NULL, rate"
-            ),
-            "kinds": f"SELECT d.doc_type AS kind, {sums} FROM documents d{where} GROUP BY kind ORDER BY count DESC",
-        }
+        # Months, kinds, rates and the quality per hour of ingestion come from one scan grouped by all
+        # four, added up here; the sellers need their own.
+        not_in_ledger = "0"
+        if self._has_table("reconciliation"):
+            not_in_ledger = (
+                "SUM(d.document_id IN (SELECT r.document_id FROM reconciliation r WHERE r.outcome = "
+                "'not_in_ledger' AND r.reconciled_at = (SELECT MAX(r2.reconciled_at) FROM reconciliation r2 "
+                "WHERE r2.document_id = r.document_id)))"
+            )
+        combined = (
+            f"SELECT substr(d.issue_day, 1, 7) AS month, d.doc_type AS kind, {rate} AS rate, "
+            f"CAST(d.ingested_at / 3600 AS INTEGER) AS hour, {sums}, "
+            f"SUM(d.review_state != 'none') AS reviewed, {not_in_ledger} AS not_in_ledger "
+            f"FROM documents d{where} GROUP BY month, kind, rate, hour"
+        )
+        # ``+``: group over the covering index, not in the order of the name index.
+        sellers = (
+            f"SELECT d.seller_key AS seller_key, {sums} FROM documents d{where} "
+            f"GROUP BY +d.seller_key ORDER BY total DESC, count DESC LIMIT {int(top_sellers)}"
+        )
         out = dict(empty)
         try:
-            for name, sql in groups.items():
-                out[name] = [dict(row) for row in self._db.execute(sql, params)]
-            out["quality"] = self._quality(where, params, filtered=bool(where))
+            rows = self._db.execute(combined, params).fetchall()
+            out["sellers"] = [dict(row) for row in self._db.execute(sellers, params)]
+            failures = (
+                []
+                if where
+                else self._db.execute(
+                    "SELECT CAST(failed_at / 3600 AS INTEGER), COUNT(*) FROM failures GROUP BY 1"
+                ).fetchall()
+            )
         except sqlite3.Error as exc:
             raise StorageError(f"index statistics failed ({self.path}): {exc}") from exc
+        for name, key in (("months", "month"), ("kinds", "kind"), ("rates", "rate")):
+            totals: dict[Any, dict[str, Any]] = {}
+            for row in rows:
+                entry = totals.get(row[key])
+                if entry is None:
+                    entry = totals[row[key]] = {
+                        key: row[key],
+                        "count": 0,
+                        "amount": 0.0,
+                        "tax": 0.0,
+                        "total": 0.0,
+                    }
+                entry["count"] += row["count"]
+                entry["amount"] += row["amount"]
+                entry["tax"] += row["tax"]
+                entry["total"] += row["total"]
+            for entry in totals.values():
+                for column in ("amount", "tax", "total"):
+                    entry[column] = round(entry[column], 2)
+            if name == "kinds":
+                out[name] = sorted(totals.values(), key=lambda e: (-e["count"], e["kind"] or ""))
+            else:
+                out[name] = sorted(
+                    totals.values(), key=lambda e: (e[key] is None, e[key] if e[key] is not None else 0)
+                )
+        out["quality"] = _quality_per_month(
+            ((row["hour"], row["count"], row["reviewed"] or 0, row["not_in_ledger"] or 0) for row in rows),
+            failures,
+        )
         for row in out["rates"]:
             row["rate"] = f"{row['rate']}%" if row["rate"] is not None else ""
         keys = [row["seller_key"] for row in out["sellers"] if row["seller_key"]]
@@ -705,49 +745,6 @@ class Index:
         )
         for row in out["sellers"]:
             row["seller"] = names.get(row.pop("seller_key"), "") or ""
-        return out
-
-    def _quality(self, where: str, params: list[Any], filtered: bool) -> list[dict[str, Any]]:
-        """Per month of ingestion: documents, how many needed review, were not in the ledger, failed."""
-        month = "strftime('%Y-%m', d.ingested_at, 'unixepoch', 'localtime')"
-        not_in_ledger = "0"
-        if self._has_table("reconciliation"):
-            not_in_ledger = (
-                "SUM(d.document_id IN (SELECT r.document_id FROM reconciliation r WHERE r.outcome = "
-                "'not_in_ledger' AND r.reconciled_at = (SELECT MAX(r2.reconciled_at) FROM reconciliation r2 "
-                "WHERE r2.document_id = r.document_id)))"
-            )
-        rows = {
-            row["month"]: dict(row)
-            for row in self._db.execute(
-                f"SELECT {month} AS month, COUNT(*) AS documents, "
-                "SUM(d.review_state != 'none') AS reviewed, "
-                f"{not_in_ledger} AS not_in_ledger FROM documents d{where} GROUP BY month",
-                params,
-            )
-        }
-        if not filtered:  # failures have no invoice fields: counted only for the whole store
-            for row in self._db.execute(
-                "SELECT strftime('%Y-%m', failed_at, 'unixepoch', 'localtime') AS month, COUNT(*) AS n "
-                "FROM failures GROUP BY month"
-            ):
-                entry = rows.setdefault(
-                    row["month"], {"month": row["month"], "documents": 0, "reviewed": 0, "not_in_ledger": 0}
-                )
-                entry["failed"] = row["n"]
-        out = []
-        for key in sorted(rows):
-            entry = rows[key]
-            entry.setdefault("failed", 0)
-            processed = entry["documents"] + entry["failed"]
-            entry["review_rate"] = (
-                round(entry["reviewed"] / entry["documents"], 4) if entry["documents"] else 0.0
-            )
-            entry["failure_rate"] = round(entry["failed"] / processed, 4) if processed else 0.0
-            entry["not_in_ledger_rate"] = (
-                round(entry["not_in_ledger"] / entry["documents"], 4) if entry["documents"] else 0.0
-            )
-            out.append(entry)
         return out
 
     def reconciliation_of(self, document_id: str) -> dict[str, Any] | None:
@@ -825,6 +822,40 @@ class Index:
         return [dict(row) for row in rows.fetchall()]
 
     # ==== end of the issue-16 block ==========================================================
+
+
+def _quality_per_month(
+    hours: Iterable[tuple[int, int, int, int]], failures: Iterable[tuple[int, int]]
+) -> list[dict[str, Any]]:
+    """issue 16: (hour of ingestion, documents, reviewed, not in ledger) and (hour, failures) as rates
+    per local month of ingestion."""
+    months: dict[str, dict[str, Any]] = {}
+    names: dict[int, str] = {}
+
+    def bucket(hour: int) -> dict[str, Any]:
+        month = names.get(hour)
+        if month is None:
+            month = names[hour] = time.strftime("%Y-%m", time.localtime(hour * 3600))
+        return months.setdefault(
+            month, {"month": month, "documents": 0, "reviewed": 0, "not_in_ledger": 0, "failed": 0}
+        )
+
+    for hour, documents, reviewed, missing in hours:
+        entry = bucket(int(hour))
+        entry["documents"] += documents
+        entry["reviewed"] += reviewed
+        entry["not_in_ledger"] += missing
+    for hour, failed in failures:
+        bucket(int(hour))["failed"] += failed
+    out = []
+    for key in sorted(months):
+        entry = months[key]
+        documents, processed = entry["documents"], entry["documents"] + entry["failed"]
+        entry["review_rate"] = round(entry["reviewed"] / documents, 4) if documents else 0.0
+        entry["failure_rate"] = round(entry["failed"] / processed, 4) if processed else 0.0
+        entry["not_in_ledger_rate"] = round(entry["not_in_ledger"] / documents, 4) if documents else 0.0
+        out.append(entry)
+    return out
 
 
 def _fts_tokenizer(db: sqlite3.Connection) -> str:
