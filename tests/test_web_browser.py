@@ -210,4 +210,3 @@ def test_readable_at_200_percent_zoom(tmp_path: Path) -> None:
                         )
     finally:
         zoomed.quit()
-
