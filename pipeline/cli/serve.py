@@ -64,12 +64,16 @@ def register(commands: Any) -> None:
         "serve",
         help="the web app: search, invoices, statistics, review, batches and hot folder (127.0.0.1)",
         description=(
-            "Serve one local web app for the finance team, in Chinese and English: a search box that "
-            "finds an invoice by any key (number, code, seller or buyer, taxpayer ID, amount, page text) "
-            "with filters; each invoice with its pages, field boxes, rules, ledger outcome and audit "
-            "history; statistics per month, seller, tax rate and kind with CSV/XLSX export; the review "
-            "queue; batches and the hot folder (retry a failed file). A JSON API for ERPs lives under "
-            "/api/v1 (OpenAPI at /api/v1/openapi.json, the token in the X-Invoices-Token header).\n\n"
+            "One local web app for the finance team, in Chinese and English:\n"
+            "  search     one box finds an invoice by any key (number, code, seller or buyer,\n"
+            "             taxpayer ID, amount, text on the page), with filters; sortable, paged\n"
+            "  invoice    the pages with field boxes, every field's value, status and reasons, the\n"
+            "             rules, the ledger outcome, the audit history, downloads; correct a field\n"
+            "  statistics per month, seller, tax rate and kind, rates over time; CSV/XLSX export\n"
+            "  review     the review queue (as `invoices review`)\n"
+            "  folder     batches, and with --folder the hot folder: failed files, retry one\n"
+            "A JSON API for ERPs lives under /api/v1 (OpenAPI at /api/v1/openapi.json; the token in\n"
+            "the X-Invoices-Token header).\n\n"
             "It listens on 127.0.0.1 only, behind a random token in the printed address. Examples:\n\n"
             "  invoices serve                                  # opens the browser\n"
             "  invoices serve --no-browser --port 8765         # over ssh -L 8765:127.0.0.1:8765\n"
