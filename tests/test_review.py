@@ -38,10 +38,11 @@ from pipeline.review import (
 from pipeline.review.corrections import normalize_value
 from pipeline.review.images import crop_box, decode_png
 from pipeline.review.tui import run_tui
-from pipeline.review.web import ReviewServer, document_payload
 from pipeline.store import Store, open_store
 from pipeline.store.objects import result_key
 from pipeline.validate import validate_invoice
+from pipeline.web import WebServer
+from pipeline.web.payloads import document_payload
 from tests.conftest import REPO, SAMPLES
 
 OK, REVIEW, MISSING = FieldStatus.OK, FieldStatus.NEEDS_REVIEW, FieldStatus.MISSING
@@ -550,11 +551,13 @@ def test_crop_surrounds_the_box_and_outlines_it() -> None:
         crop_box(page, rect(5000, 5000, 5100, 5050))
 
 
-# ---- the web server's endpoints (the browser test drives the page) ----------------------------
+# ---- the review view's endpoints in the web app (the browser test drives the page) -----------
 
 
 class Client:
-    def __init__(self, server: ReviewServer) -> None:
+    """Pages and images under /<token>/; the JSON API under /api/v1 with the token in a header."""
+
+    def __init__(self, server: WebServer) -> None:
         self.server = server
 
     def request(
@@ -565,8 +568,13 @@ class Client:
         if host:
             headers["Host"] = host
         data = json.dumps(body).encode() if body is not None and not isinstance(body, bytes) else body
-        prefix = f"/{self.server.token if token is None else token}"
-        connection.request(method, prefix + path, body=data, headers=headers)
+        given = self.server.token if token is None else token
+        if path.startswith("/api/"):
+            headers["X-Invoices-Token"] = given
+            url = path
+        else:
+            url = f"/{given}{path}"
+        connection.request(method, url, body=data, headers=headers)
         response = connection.getresponse()
         payload = response.read()
         connection.close()
@@ -579,7 +587,7 @@ class Client:
 
 @pytest.fixture
 def client(built: ReviewStore) -> Iterator[Client]:
-    server = ReviewServer(str(built.path), "web-clerk").start()
+    server = WebServer(str(built.path), "web-clerk").start()
     try:
         yield Client(server)
     finally:
@@ -590,63 +598,75 @@ def test_every_request_needs_the_token(client: Client, built: ReviewStore) -> No
     server = client.server
     assert server.url == f"http://127.0.0.1:{server.port}/{server.token}/"
     assert len(server.token) >= 30
-    assert server.httpd.server_address[0] == "127.0.0.1"
-    doc = f"/api/documents/{built.vat_id}"
-    for path in ("/", "/api/queue", doc, f"{doc}/pages/0.png", f"{doc}/crops/total_amount.png"):
+    assert server.host == "127.0.0.1"
+    doc = f"/documents/{built.vat_id}"
+    api = f"/api/v1/review/documents/{built.vat_id}"
+    for path in (
+        "/review",
+        "/api/v1/review/queue",
+        api,
+        f"{doc}/pages/0.png",
+        f"{doc}/crops/total_amount.png",
+    ):
         assert client.request("GET", path)[0] == 200, path
         assert client.request("GET", path, token="wrong-token")[0] == 403, path
         assert client.request("GET", path, token="")[0] == 403, path
-    assert client.request("GET", "", token=server.token[:-1])[0] == 403
-    assert client.request("GET", "/api/queue", host="evil.example:80")[0] == 403
+    assert client.request("GET", "/review", token=server.token[:-1])[0] == 403
+    assert client.request("GET", "/api/v1/review/queue", host="evil.example:80")[0] == 403
     before = server.call(lambda s: snapshot(s, built.vat_id))
-    status, _, _ = client.request("POST", f"{doc}/fields/total_amount", {"value": "1.00"}, token="nope")
+    url = f"/api/v1/documents/{built.vat_id}/fields/total_amount"
+    status, _, _ = client.request("POST", url, {"value": "1.00"}, token="nope")
     assert status == 403
     assert server.call(lambda s: snapshot(s, built.vat_id)) == before
 
 
 def test_endpoints_serve_queue_document_and_images(client: Client, built: ReviewStore) -> None:
-    status, headers, page = client.request("GET", "/")
-    assert status == 200 and headers["Content-Type"].startswith("text/html")
-    assert b"Invoice review" in page and "no-store" in headers["Cache-Control"]
-    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    status, headers, page = client.request("GET", "/review")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert b"review.js" in page and "no-store" in headers["cache-control"]
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert client.server.token.encode() not in page  # the page never holds the token
 
-    status, queue = client.json("GET", "/api/queue")
+    status, queue = client.json("GET", "/api/v1/review/queue")
     assert status == 200 and queue["reviewer"] == "web-clerk" and queue["fields"] == 4
     assert [d["document_id"] for d in queue["documents"]] == [built.vat_id, built.generic_id]
 
-    status, document = client.json("GET", f"/api/documents/{built.vat_id}")
+    status, document = client.json("GET", f"/api/v1/review/documents/{built.vat_id}")
     assert status == 200
     assert [f["name"] for f in document["fields"]] == ["buyer_name", "seller_tax_id", "total_amount"]
     assert document["pages"] == [{"index": 0, "width": 1890, "height": 1150}]
     assert document["summary"]["invoice_number"] == "10631331"
 
-    status, headers, png = client.request("GET", f"/api/documents/{built.vat_id}/pages/0.png")
-    assert status == 200 and headers["Content-Type"] == "image/png"
+    status, headers, png = client.request("GET", f"/documents/{built.vat_id}/pages/0.png")
+    assert status == 200 and headers["content-type"] == "image/png"
     assert decode_png(png).shape == (1150, 1890, 3)
-    status, _, crop = client.request("GET", f"/api/documents/{built.vat_id}/crops/total_amount.png")
+    status, _, crop = client.request("GET", f"/documents/{built.vat_id}/crops/total_amount.png")
     assert status == 200 and 300 < decode_png(crop).shape[1] < 600
 
     assert (
-        client.json("GET", f"/api/documents/{built.vat_id}/crops/invoice_number.png")[0] == 404
+        client.request("GET", f"/documents/{built.vat_id}/crops/invoice_number.png")[0] == 404
     )  # QR: no box
-    assert client.json("GET", f"/api/documents/{built.vat_id}/pages/3.png")[0] == 404
-    assert client.json("GET", "/api/documents/" + "0" * 64)[0] == 404
-    assert client.json("GET", "/api/documents/../../etc/passwd")[0] == 404
-    assert client.json("GET", "/nothing")[0] == 404
+    assert client.request("GET", f"/documents/{built.vat_id}/pages/3.png")[0] == 404
+    assert client.json("GET", "/api/v1/review/documents/" + "0" * 64)[0] == 404
+    assert client.request("GET", "/documents/../../etc/passwd")[0] == 404
+    assert client.request("GET", "/nothing")[0] == 404
 
 
 def test_post_corrects_or_refuses(client: Client, built: ReviewStore) -> None:
-    url = f"/api/documents/{built.vat_id}/fields/total_amount"
+    url = f"/api/v1/documents/{built.vat_id}/fields/total_amount"
     before = client.server.call(lambda s: snapshot(s, built.vat_id))
     status, refused = client.json("POST", url, {"value": "48360.7x"})
     assert status == 400 and "'48360.7x' is not an amount" in refused["error"]
-    status, _, _ = client.request("POST", url, b"value=1", host=None)
-    assert status == 400
+    status, _, _ = client.request("POST", url, b"value=1")
+    assert status == 422
     connection = http.client.HTTPConnection("127.0.0.1", client.server.port, timeout=20)
     connection.request(
-        "POST", f"/{client.server.token}{url}", body=b"value=1", headers={"Content-Type": "text/plain"}
+        "POST",
+        url,
+        body=b"value=1",
+        headers={"Content-Type": "text/plain", "X-Invoices-Token": client.server.token},
     )
-    assert connection.getresponse().status == 415
+    assert connection.getresponse().status == 422
     connection.close()
     assert client.server.call(lambda s: snapshot(s, built.vat_id)) == before
 
@@ -656,7 +676,7 @@ def test_post_corrects_or_refuses(client: Client, built: ReviewStore) -> None:
     assert [f["name"] for f in done["document"]["fields"]] == ["buyer_name", "seller_tax_id"]
     assert done["remaining"] == 3
     status, accepted = client.json(
-        "POST", f"/api/documents/{built.vat_id}/fields/buyer_name", {"accept": True}
+        "POST", f"/api/v1/documents/{built.vat_id}/fields/buyer_name", {"accept": True}
     )
     assert status == 200 and accepted["action"] == "accept"
     history = client.server.call(review_history, built.vat_id)
@@ -760,14 +780,18 @@ def test_cli_review_serves_until_interrupted(built: ReviewStore) -> None:
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
-        assert line.startswith("Review page: http://127.0.0.1:"), line
+        assert line.startswith("Invoices: http://127.0.0.1:"), line
         url = line.split(": ", 1)[1].strip()
-        host_port, token = url.removeprefix("http://").rstrip("/").split("/")
+        host_port, token, view = url.removeprefix("http://").split("/")
+        assert view == "review"  # `invoices review` opens the app's review view
         connection = http.client.HTTPConnection(*host_port.split(":"), timeout=20)
-        connection.request("GET", f"/{token}/api/queue")
+        connection.request("GET", "/api/v1/review/queue", headers={"X-Invoices-Token": token})
         response = connection.getresponse()
         assert response.status == 200 and json.loads(response.read())["reviewer"] == "served"
-        connection.request("GET", "/not-the-token/api/queue")
+        connection.request("GET", f"/{token}/review")
+        response = connection.getresponse()
+        assert response.status == 200 and b"review.js" in response.read()
+        connection.request("GET", "/not-the-token/review")
         assert connection.getresponse().status == 403
         connection.close()
     finally:
@@ -778,11 +802,11 @@ def test_cli_review_serves_until_interrupted(built: ReviewStore) -> None:
 
 
 def test_a_port_in_use_is_a_clear_error(built: ReviewStore) -> None:
-    first = ReviewServer(str(built.path), "a")
+    first = WebServer(str(built.path), "a")
     try:
         taken = first.port
         with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{taken}"):
-            ReviewServer(str(built.path), "b", port=taken)
+            WebServer(str(built.path), "b", port=taken)
         assert first.port == taken  # the first server is unaffected
     finally:
         first.close()

@@ -1,4 +1,4 @@
-"""The review page in a real headless browser: Debian's chromium driven through chromium-driver.
+"""The review view of the web app in a real headless browser: Debian's chromium driven through chromium-driver.
 
 Nothing is downloaded: Selenium is given /usr/bin/chromedriver, so Selenium Manager never runs.
 ``INVOICES_REVIEW_SCREENSHOT=docs/review.png`` also saves the README's screenshot of the page.
@@ -25,7 +25,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from pipeline.review import review_history, review_queue
-from pipeline.review.web import ReviewServer
+from pipeline.web import WebServer
 from tests.test_review import ReviewStore, build_review_store, index_row, stored_json
 
 pytestmark = pytest.mark.slow
@@ -68,9 +68,9 @@ def driver(tmp_path: Path) -> Iterator[WebDriver]:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[ReviewStore, ReviewServer]]:
+def served(tmp_path: Path) -> Iterator[tuple[ReviewStore, WebServer]]:
     built = build_review_store(tmp_path / "store")
-    server = ReviewServer(str(built.path), "browser-clerk").start()
+    server = WebServer(str(built.path), "browser-clerk").start()
     try:
         yield built, server
     finally:
@@ -94,11 +94,11 @@ def error_text(browser: WebDriver, field: str) -> str:
 
 
 def test_correct_fields_in_the_browser(
-    served: tuple[ReviewStore, ReviewServer], driver: WebDriver, tmp_path: Path
+    served: tuple[ReviewStore, WebServer], driver: WebDriver, tmp_path: Path
 ) -> None:
     built, server = served
     wait = WebDriverWait(driver, 20)
-    driver.get(server.url)
+    driver.get(server.url + "review")
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#cards .field")) == 3)
     wait.until(lambda d: active_field(d) == "buyer_name")
     assert "2 invoices · 4 fields to review" in driver.find_element(By.ID, "counts").text
@@ -190,12 +190,12 @@ def test_correct_fields_in_the_browser(
         store.close()
 
     # A fresh page load shows only what is left.
-    driver.get(server.url)
+    driver.get(server.url + "review")
     wait.until(lambda d: active_field(d) == "issue_date")
     assert len(driver.find_elements(By.CSS_SELECTOR, "#queue-list li")) == 1
 
 
-def test_wrong_token_is_forbidden(served: tuple[ReviewStore, ReviewServer], driver: WebDriver) -> None:
+def test_wrong_token_is_forbidden(served: tuple[ReviewStore, WebServer], driver: WebDriver) -> None:
     built, server = served
     for path in ("/", "/api/queue", f"/{server.token}x/", "/api/documents/" + built.vat_id):
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from pipeline import __version__
-from pipeline.cli import ingest, models, ops, query, reconcile, review, watch
+from pipeline.cli import ingest, models, ops, query, reconcile, review, serve, watch
 from pipeline.cli.common import EPILOG, format_table
 from pipeline.cli.logs import configure_logging
 from pipeline.cli.query import QUERY_COLUMNS
@@ -24,7 +24,7 @@ __all__ = ["QUERY_COLUMNS", "build_parser", "format_table", "main"]
 
 log = logging.getLogger("pipeline")
 
-COMMANDS: tuple[ModuleType, ...] = (ingest, query, reconcile, watch, review, models, ops)
+COMMANDS: tuple[ModuleType, ...] = (ingest, query, reconcile, watch, review, serve, models, ops)
 
 
 def build_parser() -> argparse.ArgumentParser:

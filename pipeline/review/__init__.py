@@ -1,5 +1,6 @@
-"""Review of low-confidence fields: the library (``corrections``), the local web page (``web``) and the
-terminal mode (``tui``). ``invoices review`` starts one of them through ``run_review``.
+"""Review of low-confidence fields: the library (``corrections``) and the terminal mode (``tui``); the
+web page is the review view of the web app (``pipeline.web``). ``invoices review`` starts one of them
+through ``run_review``.
 """
 
 from __future__ import annotations
@@ -57,12 +58,20 @@ def run_review(
         finally:
             opened.close()
         return int(ExitCode.OK)
-    from pipeline.review.web import serve
+    from pipeline.web import serve
 
     def announce(line: str) -> None:
         print(line, file=out, flush=True)
 
-    serve(store, name, port=port, open_browser=open_browser, review_below=below, announce=announce)
+    serve(
+        store,
+        name,
+        port=port,
+        open_browser=open_browser,
+        review_below=below,
+        announce=announce,
+        view="review",
+    )
     return int(ExitCode.OK)
 
 

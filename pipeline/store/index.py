@@ -91,6 +91,11 @@ CREATE INDEX IF NOT EXISTS documents_buyer_tax ON documents (buyer_tax_id);
 CREATE INDEX IF NOT EXISTS documents_seller_key ON documents (seller_key, issue_day);
 CREATE INDEX IF NOT EXISTS documents_buyer_key ON documents (buyer_key, issue_day);
 CREATE INDEX IF NOT EXISTS documents_review ON documents (review_state);
+-- issue 16: cover the statistics view's aggregates, so they scan these, not the wide rows
+CREATE INDEX IF NOT EXISTS documents_stats ON documents (issue_day, seller_key, doc_type, status, review_state,
+    ingested_at, total_amount_num, amount_excl_tax, tax_amount, document_id);
+CREATE INDEX IF NOT EXISTS documents_stats_seller ON documents (seller_key, total_amount_num, amount_excl_tax,
+    tax_amount, issue_day, doc_type, status, review_state);
 CREATE TABLE IF NOT EXISTS failures (
     document_id TEXT PRIMARY KEY,
     source_name TEXT NOT NULL,
@@ -178,6 +183,46 @@ class Query:
     text: str | None = None
     limit: int | None = None
     fuzzy_cutoff: float = 80.0
+
+
+# ==== issue 16 (web app): search across keys, statistics, reconciliation and batches ==========
+# The search page's filters here; the queries are one block at the end of ``Index`` (the web app and
+# ``pipeline.stats`` never write SQL).
+
+SEARCH_SORTS = {
+    "date": "d.issue_day",
+    "amount": "d.total_amount_num",
+    "seller": "d.seller_key",
+    "number": "d.invoice_number",
+    "status": "d.status",
+    "ingested": "d.ingested_at",
+    "name": "d.source_name",
+}
+_DIGITS = re.compile(r"^\d{6,20}$")
+_TAX_ID_LIKE = re.compile(r"^[0-9A-Z]{15,20}$")
+_HEX_ID = re.compile(r"^[0-9a-f]{8,64}$")
+_HAS_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Search:
+    """The search page's box (``q``: any key) and filters; every filter given must hold (AND)."""
+
+    q: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+    amount_min: float | None = None
+    amount_max: float | None = None
+    kind: str | None = None  # doc_type
+    status: str | None = None  # ok / needs_review / not_an_invoice
+    outcome: str | None = None  # the latest reconciliation outcome
+    needs_review: bool = False
+    source: str | None = None  # part of the file name (scanner prefix, hot-folder naming)
+    batch: date | None = None  # ingested on that day
+    fuzzy_cutoff: float = 80.0
+
+
+# ==== end of the issue-16 block ==========================================================
 
 
 def _enable_wal(db: sqlite3.Connection, patience: float = 30.0) -> None:
@@ -491,6 +536,328 @@ class Index:
             )
         )
         return sorted(found)
+
+    # ==== issue 16 (web app): search across keys, statistics, reconciliation, batches ============
+    # Read-only queries of the web app; each takes a ``Search`` (the box plus the page's filters).
+
+    def _search_where(self, search: Search) -> tuple[str, list[Any]] | None:
+        """The WHERE clause of a search (``None``: nothing can match)."""
+        where: list[str] = []
+        params: list[Any] = []
+        box = unicodedata.normalize("NFKC", search.q or "").strip()
+        if box:
+            clause = self._box_clause(box, params, search.fuzzy_cutoff)
+            if clause is None:
+                return None
+            where.append(clause)
+        if search.date_from:
+            where.append("d.issue_day >= ?")
+            params.append(search.date_from.isoformat())
+        if search.date_to:
+            where.append("d.issue_day <= ?")
+            params.append(search.date_to.isoformat())
+        if search.amount_min is not None:
+            where.append("d.total_amount_num >= ?")
+            params.append(float(search.amount_min))
+        if search.amount_max is not None:
+            where.append("d.total_amount_num <= ?")
+            params.append(float(search.amount_max))
+        if search.kind:
+            where.append("d.doc_type = ?")
+            params.append(search.kind)
+        if search.needs_review:
+            where.append("d.status = 'needs_review'")
+        for wanted in (search.status, search.outcome):
+            if wanted:
+                clause = self._status_clause(wanted, params)
+                if clause is None:
+                    return None
+                where.append(clause)
+        if search.source:
+            pattern = "%" + search.source.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append("d.source_name LIKE ? ESCAPE '\\'")
+            params.append(pattern)
+        if search.batch:
+            start = time.mktime(search.batch.timetuple())
+            where.append("d.ingested_at >= ? AND d.ingested_at < ?")
+            params += [start, start + 86400]
+        return (" WHERE " + " AND ".join(where) if where else ""), params
+
+    def _box_clause(self, box: str, params: list[Any], cutoff: float) -> str | None:
+        """Any key: number, code, taxpayer ID, amount, id prefix, seller/buyer (fuzzy), page text."""
+        options: list[str] = []
+        compact = "".join(box.split())
+        upper = compact.upper()
+        if _DIGITS.match(compact):
+            options += ["d.invoice_number = ?", "d.invoice_code = ?"]
+            params += [compact, compact]
+        if _TAX_ID_LIKE.match(upper):
+            options += ["d.seller_tax_id = ?", "d.buyer_tax_id = ?"]
+            params += [upper, upper]
+        if _HEX_ID.match(compact.lower()):
+            options.append("(d.document_id >= ? AND d.document_id < ?)")
+            params += [compact.lower(), compact.lower() + "g"]
+        amount = _amount(compact.lstrip("¥￥$€").replace(",", ""))
+        if amount is not None and re.fullmatch(r"[¥￥$€]?[\d,]+(\.\d{1,2})?", compact):
+            options.append("d.total_amount_num BETWEEN ? AND ?")
+            params += [amount - 0.005, amount + 0.005]
+        if _HAS_LETTER.search(box):
+            for column in ("seller_key", "buyer_key"):
+                keys = self.fuzzy_keys(column, box, cutoff)
+                if keys:
+                    options.append(f"d.{column} IN (SELECT value FROM json_each(?))")
+                    params.append(json.dumps(keys, ensure_ascii=False))
+        long_terms = " ".join(term for term in box.split() if len(term) >= 3)
+        if long_terms:
+            text = self._text_clause(long_terms, params)
+            if text:
+                options.append(text)
+        return "(" + " OR ".join(options) + ")" if options else None
+
+    def search(
+        self,
+        search: Search,
+        columns: Sequence[str],
+        sort: str = "date",
+        descending: bool = True,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of matching documents and how many match in all."""
+        built = self._search_where(search)
+        if built is None:
+            return [], 0
+        where, params = built
+        unknown = set(columns) - DOCUMENT_COLUMNS
+        if unknown:
+            raise ValueError(f"not index columns: {sorted(unknown)}")
+        order = SEARCH_SORTS.get(sort, SEARCH_SORTS["date"])
+        direction = "DESC" if descending else "ASC"
+        # NULLs sort first ascending and last descending (SQLite); the id breaks ties stably.
+        sql = (
+            f"SELECT {', '.join('d.' + c for c in columns)} FROM documents d{where} "
+            f"ORDER BY {order} {direction}, d.document_id {direction} LIMIT ? OFFSET ?"
+        )
+        try:
+            cursor = self._db.cursor()
+            cursor.row_factory = None
+            rows = cursor.execute(sql, [*params, int(limit), int(offset)]).fetchall()
+            names = [column[0] for column in cursor.description]
+            total = self._db.execute(f"SELECT COUNT(*) FROM documents d{where}", params).fetchone()[0]
+        except sqlite3.Error as exc:
+            raise StorageError(f"index search failed ({self.path}): {exc}") from exc
+        return [dict(zip(names, row, strict=True)) for row in rows], int(total)
+
+    def statistics(self, search: Search, top_sellers: int = 20) -> dict[str, list[dict[str, Any]]]:
+        """Counts and amounts per month, seller, tax rate and kind; review/failure/ledger rates per
+        month of ingestion. Amounts are sums of the stored values (unread ones count as 0)."""
+        built = self._search_where(search)
+        empty: dict[str, list[dict[str, Any]]] = {
+            "months": [],
+            "sellers": [],
+            "rates": [],
+            "kinds": [],
+            "quality": [],
+        }
+        if built is None:
+            return empty
+        where, params = built
+        sums = (
+            "COUNT(*) AS count, ROUND(COALESCE(SUM(CAST(d.amount_excl_tax AS REAL)), 0), 2) AS amount, "
+            "ROUND(COALESCE(SUM(CAST(d.tax_amount AS REAL)), 0), 2) AS tax, "
+            "ROUND(COALESCE(SUM(d.total_amount_num), 0), 2) AS total"
+        )
+        # The rate is the effective one, tax / amount excl. tax, in whole percent: a column of its own
+        # (the printed rates are in the JSON of the fields, too slow to read at 100,000 invoices).
+        rate = (
+            "CASE WHEN CAST(d.amount_excl_tax AS REAL) > 0 AND d.tax_amount IS NOT NULL THEN "
+            "CAST(ROUND(100.0 * CAST(d.tax_amount AS REAL) / CAST(d.amount_excl_tax AS REAL)) AS INTEGER) END"
+        )
+        # Months, kinds, rates and the quality per hour of ingestion come from one scan grouped by all
+        # four, added up here; the sellers need their own.
+        not_in_ledger = "0"
+        if self._has_table("reconciliation"):
+            not_in_ledger = (
+                "SUM(d.document_id IN (SELECT r.document_id FROM reconciliation r WHERE r.outcome = "
+                "'not_in_ledger' AND r.reconciled_at = (SELECT MAX(r2.reconciled_at) FROM reconciliation r2 "
+                "WHERE r2.document_id = r.document_id)))"
+            )
+        combined = (
+            f"SELECT substr(d.issue_day, 1, 7) AS month, d.doc_type AS kind, {rate} AS rate, "
+            f"CAST(d.ingested_at / 3600 AS INTEGER) AS hour, {sums}, "
+            f"SUM(d.review_state != 'none') AS reviewed, {not_in_ledger} AS not_in_ledger "
+            f"FROM documents d{where} GROUP BY month, kind, rate, hour"
+        )
+        # In the order of documents_stats_seller: grouped as it is read, without sorting.
+        sellers = (
+            f"SELECT d.seller_key AS seller_key, {sums} FROM documents d{where} "
+            f"GROUP BY d.seller_key ORDER BY total DESC, count DESC LIMIT {int(top_sellers)}"
+        )
+        out = dict(empty)
+        try:
+            rows = self._db.execute(combined, params).fetchall()
+            out["sellers"] = [dict(row) for row in self._db.execute(sellers, params)]
+            failures = (
+                []
+                if where
+                else self._db.execute(
+                    "SELECT CAST(failed_at / 3600 AS INTEGER), COUNT(*) FROM failures GROUP BY 1"
+                ).fetchall()
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"index statistics failed ({self.path}): {exc}") from exc
+        for name, key in (("months", "month"), ("kinds", "kind"), ("rates", "rate")):
+            totals: dict[Any, dict[str, Any]] = {}
+            for row in rows:
+                entry = totals.get(row[key])
+                if entry is None:
+                    entry = totals[row[key]] = {
+                        key: row[key],
+                        "count": 0,
+                        "amount": 0.0,
+                        "tax": 0.0,
+                        "total": 0.0,
+                    }
+                entry["count"] += row["count"]
+                entry["amount"] += row["amount"]
+                entry["tax"] += row["tax"]
+                entry["total"] += row["total"]
+            for entry in totals.values():
+                for column in ("amount", "tax", "total"):
+                    entry[column] = round(entry[column], 2)
+            if name == "kinds":
+                out[name] = sorted(totals.values(), key=lambda e: (-e["count"], e["kind"] or ""))
+            else:
+                out[name] = sorted(
+                    totals.values(), key=lambda e: (e[key] is None, e[key] if e[key] is not None else 0)
+                )
+        out["quality"] = _quality_per_month(
+            ((row["hour"], row["count"], row["reviewed"] or 0, row["not_in_ledger"] or 0) for row in rows),
+            failures,
+        )
+        for row in out["rates"]:
+            row["rate"] = f"{row['rate']}%" if row["rate"] is not None else ""
+        keys = [row["seller_key"] for row in out["sellers"] if row["seller_key"]]
+        names = dict(
+            self._db.execute(
+                "SELECT seller_key, MAX(COALESCE(seller_name, vendor_name)) FROM documents "
+                "WHERE seller_key IN (SELECT value FROM json_each(?)) GROUP BY seller_key",
+                (json.dumps(keys, ensure_ascii=False),),
+            ).fetchall()
+        )
+        for row in out["sellers"]:
+            row["seller"] = names.get(row.pop("seller_key"), "") or ""
+        return out
+
+    def reconciliation_of(self, document_id: str) -> dict[str, Any] | None:
+        """The latest reconciliation outcome of one document, with its differences, or None."""
+        if not self._has_table("reconciliation"):
+            return None
+        row = self._db.execute(
+            "SELECT * FROM reconciliation WHERE document_id = ? ORDER BY reconciled_at DESC, rowid DESC LIMIT 1",
+            (document_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        out = dict(row)
+        try:
+            out["differences"] = json.loads(out.get("differences") or "[]")
+        except ValueError:
+            out["differences"] = []
+        return out
+
+    def reconciliation_outcomes(
+        self, outcome: str | None = None, offset: int = 0, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The latest run's outcomes (invoices and lone ledger rows), newest run first."""
+        if not self._has_table("reconciliation"):
+            return [], 0
+        where, params = "", []
+        if outcome:
+            where, params = " WHERE r.outcome = ?", [outcome]
+        rows = self._db.execute(
+            "SELECT r.*, d.source_name, d.invoice_number, d.seller_name, d.total_amount "
+            f"FROM reconciliation r LEFT JOIN documents d ON d.document_id = r.document_id{where} "
+            "ORDER BY r.reconciled_at DESC, r.rowid LIMIT ? OFFSET ?",
+            [*params, int(limit), int(offset)],
+        ).fetchall()
+        total = self._db.execute(f"SELECT COUNT(*) FROM reconciliation r{where}", params).fetchone()[0]
+        out = []
+        for row in rows:
+            entry = dict(row)
+            try:
+                entry["differences"] = json.loads(entry.get("differences") or "[]")
+            except ValueError:
+                entry["differences"] = []
+            out.append(entry)
+        return out, int(total)
+
+    def ingest_batches(self, limit: int = 30) -> list[dict[str, Any]]:
+        """Documents per day of ingestion (a batch), newest first, with their states and pages."""
+        day = "date(ingested_at, 'unixepoch', 'localtime')"
+        rows = self._db.execute(
+            f"SELECT {day} AS day, COUNT(*) AS documents, SUM(page_count) AS pages, "
+            "SUM(status = 'ok') AS ok, SUM(status = 'needs_review') AS needs_review, "
+            "SUM(status = 'not_an_invoice') AS not_an_invoice, MIN(ingested_at) AS first, "
+            f"MAX(ingested_at) AS last FROM documents GROUP BY day ORDER BY day DESC LIMIT ?",
+            (int(limit),),
+        ).fetchall()
+        failed = {
+            row[0]: row[1]
+            for row in self._db.execute(
+                "SELECT date(failed_at, 'unixepoch', 'localtime'), COUNT(*) FROM failures GROUP BY 1"
+            )
+        }
+        return [{**dict(row), "failed": failed.get(row["day"], 0)} for row in rows]
+
+    def recent_documents(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The documents ingested last, newest first."""
+        rows = self._db.execute(
+            "SELECT document_id, source_name, doc_type, status, page_count, ingested_at, result_key "
+            "FROM documents ORDER BY ingested_at DESC LIMIT ?",
+            (int(limit),),
+        ).fetchall()
+        return [dict(row) for row in rows]
+
+    def recent_failures(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT * FROM failures ORDER BY failed_at DESC LIMIT ?", (int(limit),))
+        return [dict(row) for row in rows.fetchall()]
+
+    # ==== end of the issue-16 block ==========================================================
+
+
+def _quality_per_month(
+    hours: Iterable[tuple[int, int, int, int]], failures: Iterable[tuple[int, int]]
+) -> list[dict[str, Any]]:
+    """issue 16: (hour of ingestion, documents, reviewed, not in ledger) and (hour, failures) as rates
+    per local month of ingestion."""
+    months: dict[str, dict[str, Any]] = {}
+    names: dict[int, str] = {}
+
+    def bucket(hour: int) -> dict[str, Any]:
+        month = names.get(hour)
+        if month is None:
+            month = names[hour] = time.strftime("%Y-%m", time.localtime(hour * 3600))
+        return months.setdefault(
+            month, {"month": month, "documents": 0, "reviewed": 0, "not_in_ledger": 0, "failed": 0}
+        )
+
+    for hour, documents, reviewed, missing in hours:
+        entry = bucket(int(hour))
+        entry["documents"] += documents
+        entry["reviewed"] += reviewed
+        entry["not_in_ledger"] += missing
+    for hour, failed in failures:
+        bucket(int(hour))["failed"] += failed
+    out = []
+    for key in sorted(months):
+        entry = months[key]
+        documents, processed = entry["documents"], entry["documents"] + entry["failed"]
+        entry["review_rate"] = round(entry["reviewed"] / documents, 4) if documents else 0.0
+        entry["failure_rate"] = round(entry["failed"] / processed, 4) if processed else 0.0
+        entry["not_in_ledger_rate"] = round(entry["not_in_ledger"] / documents, 4) if documents else 0.0
+        out.append(entry)
+    return out
 
 
 def _fts_tokenizer(db: sqlite3.Connection) -> str:

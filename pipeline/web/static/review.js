@@ -1,113 +1,3 @@
-<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>Invoice review</title>
-<style>
-  :root {
-    --ink: #1d2330; --muted: #667085; --line: #d9dee7; --bg: #f4f6f9; --card: #fff;
-    --focus: #2563eb; --focus-bg: #eef4ff; --ok: #12805c; --ok-bg: #e8f6ef; --bad: #c62828; --bad-bg: #fdecec;
-    --warn: #9a6700; --mark: rgba(230, 40, 40, 0.16);
-  }
-  * { box-sizing: border-box; }
-  html, body { margin: 0; height: 100%; }
-  body {
-    font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "Noto Sans CJK SC", "WenQuanYi Zen Hei", sans-serif;
-    color: var(--ink); background: var(--bg); display: flex; flex-direction: column;
-  }
-  header {
-    display: flex; align-items: baseline; gap: 18px; padding: 10px 18px; background: #1d2330; color: #fff;
-  }
-  header h1 { font-size: 16px; margin: 0; font-weight: 600; }
-  header .counts { color: #c9d1e0; }
-  header .who { margin-left: auto; color: #c9d1e0; }
-  main { flex: 1; display: grid; grid-template-columns: 230px minmax(380px, 470px) 1fr; min-height: 0; }
-  #queue { border-right: 1px solid var(--line); overflow-y: auto; background: #fbfcfd; }
-  #queue h2, #fields h2 { font-size: 12px; text-transform: uppercase; letter-spacing: .06em; color: var(--muted); margin: 14px 14px 6px; }
-  #queue ol { list-style: none; margin: 0; padding: 0 6px 12px; }
-  #queue li { padding: 7px 9px; border-radius: 6px; cursor: pointer; margin-bottom: 2px; }
-  #queue li:hover { background: #eef1f5; }
-  #queue li.current { background: var(--focus-bg); box-shadow: inset 3px 0 0 var(--focus); }
-  #queue li.done { color: var(--ok); text-decoration: line-through; }
-  #queue .name { display: block; font-weight: 500; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-  #queue .sub { font-size: 12px; color: var(--muted); }
-  #fields { overflow-y: auto; padding: 0 14px 24px; border-right: 1px solid var(--line); }
-  #doc-head { margin: 14px 0 10px; }
-  #doc-head .title { font-size: 16px; font-weight: 600; word-break: break-all; }
-  #doc-head .sub { color: var(--muted); font-size: 12px; }
-  .field {
-    background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px 12px;
-    margin-bottom: 10px;
-  }
-  .field.active { border-color: var(--focus); box-shadow: 0 0 0 3px rgba(37, 99, 235, .15); }
-  .field.done { background: var(--ok-bg); border-color: #b7e1cc; }
-  .field-head { display: flex; align-items: baseline; gap: 8px; }
-  .field-head .label { font-weight: 600; }
-  .field-head .meta { margin-left: auto; font-size: 12px; color: var(--muted); white-space: nowrap; }
-  .crop { display: block; max-width: 100%; max-height: 130px; margin: 8px 0; border: 1px solid var(--line); border-radius: 4px; background: #fff; }
-  .nocrop { font-size: 12px; color: var(--muted); margin: 6px 0; }
-  .reasons { margin: 6px 0; padding-left: 18px; color: var(--warn); }
-  .refs { display: flex; flex-wrap: wrap; gap: 6px 14px; margin: 4px 0 8px; font-size: 13px; }
-  .refs .ref { background: #f1f3f7; border-radius: 4px; padding: 1px 7px; }
-  .refs b { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; font-weight: 600; }
-  .value {
-    width: 100%; font: 17px/1.3 ui-monospace, "SFMono-Regular", Menlo, "WenQuanYi Zen Hei Mono", monospace;
-    padding: 7px 9px; border: 1px solid #b8c0cc; border-radius: 6px; background: #fff; color: var(--ink);
-  }
-  .value:focus { outline: none; border-color: var(--focus); box-shadow: 0 0 0 3px rgba(37, 99, 235, .2); }
-  .value:disabled { background: transparent; border-color: transparent; color: var(--ok); padding-left: 0; }
-  .hint { font-size: 12px; color: var(--muted); margin-top: 3px; }
-  .error { display: none; margin-top: 6px; padding: 6px 9px; border-radius: 6px; background: var(--bad-bg); color: var(--bad); font-weight: 500; }
-  .error.shown { display: block; }
-  .outcome { display: none; margin-top: 4px; color: var(--ok); font-weight: 600; }
-  .field.done .outcome { display: block; }
-  .field.done .hint, .field.done .crop, .field.done .nocrop, .field.done .reasons, .field.done .refs,
-  .field.done .value { display: none; }
-  .field.done { padding-bottom: 8px; }
-  #next { margin-top: 6px; padding: 8px 14px; font: inherit; border: 1px solid #b8c0cc; border-radius: 6px; background: #fff; cursor: pointer; }
-  #next:focus { outline: none; border-color: var(--focus); box-shadow: 0 0 0 3px rgba(37, 99, 235, .2); }
-  #viewer { padding: 14px; overflow: auto; display: flex; flex-direction: column; align-items: flex-start; min-width: 0; }
-  #viewer .page-note { font-size: 12px; color: var(--muted); margin-bottom: 6px; }
-  #page { position: relative; display: inline-block; box-shadow: 0 1px 4px rgba(0, 0, 0, .18); background: #fff; }
-  #page img { display: block; max-width: 100%; max-height: calc(100vh - 110px); }
-  #mark { position: absolute; border: 3px solid #e62828; background: var(--mark); border-radius: 3px; display: none; pointer-events: none; }
-  #empty { display: none; grid-column: 2 / 4; padding: 60px 30px; text-align: center; color: var(--muted); font-size: 16px; }
-  #banner { display: none; padding: 8px 18px; background: var(--bad-bg); color: var(--bad); font-weight: 500; }
-  footer { padding: 6px 18px; font-size: 12px; color: var(--muted); border-top: 1px solid var(--line); background: #fbfcfd; }
-  kbd { font: 11px ui-monospace, monospace; border: 1px solid #c5ccd6; border-bottom-width: 2px; border-radius: 4px; padding: 0 4px; background: #fff; color: var(--ink); }
-</style>
-</head>
-<body>
-<header>
-  <h1>Invoice review</h1>
-  <span class="counts" id="counts">loading…</span>
-  <span class="who" id="who"></span>
-</header>
-<div id="banner" role="alert"></div>
-<main>
-  <nav id="queue"><h2>Queue</h2><ol id="queue-list"></ol></nav>
-  <section id="fields" aria-live="polite">
-    <div id="doc-head"></div>
-    <div id="cards"></div>
-    <button id="next" type="button">Next invoice →</button>
-  </section>
-  <section id="viewer">
-    <div class="page-note" id="page-note"></div>
-    <div id="page"><img id="page-img" alt="the invoice page"><div id="mark"></div></div>
-  </section>
-  <div id="empty">
-    <p>Nothing left to review.</p>
-    <button type="button" id="again">Check again</button>
-  </div>
-</main>
-<footer>
-  <kbd>Enter</kbd> accepts the value, or saves what you typed ·
-  <kbd>Tab</kbd> moves on · <kbd>Shift</kbd>+<kbd>Tab</kbd> back ·
-  <kbd>Esc</kbd> undoes your typing · <kbd>PgDn</kbd> next invoice
-</footer>
-<script>
 "use strict";
 const $ = (id) => document.getElementById(id);
 const state = { queue: [], index: 0, doc: null, cards: [], cache: new Map(), finished: 0, reviewer: "" };
@@ -122,7 +12,10 @@ function el(tag, props, ...children) {
 }
 
 async function api(path, options) {
-  const response = await fetch(path, Object.assign({ cache: "no-store" }, options || {}));
+  // The API takes the token in a header (never a cookie): read from this page's address, not the page.
+  const opts = Object.assign({ cache: "no-store" }, options || {});
+  opts.headers = Object.assign({ "X-Invoices-Token": window.invoicesToken() }, opts.headers || {});
+  const response = await fetch("/api/v1/" + path, opts);
   let data = null;
   try { data = await response.json(); } catch (e) { data = { error: response.statusText }; }
   if (!response.ok) {
@@ -164,11 +57,12 @@ function renderQueue() {
   updateCounts();
 }
 
-function docUrl(id) { return "api/documents/" + encodeURIComponent(id); }
+function docUrl(id) { return "documents/" + encodeURIComponent(id); }
+function reviewUrl(id) { return "review/documents/" + encodeURIComponent(id); }
 
 function fetchDoc(id) {
   if (!state.cache.has(id)) {
-    const promise = api(docUrl(id)).then((doc) => {
+    const promise = api(reviewUrl(id)).then((doc) => {
       // Warm the images so the next invoice appears at once.
       for (const page of doc.pages) new Image().src = docUrl(id) + "/pages/" + page.index + ".png";
       for (const field of doc.fields) if (field.box) new Image().src = docUrl(id) + "/crops/" + field.name + ".png";
@@ -188,7 +82,7 @@ function prefetchAfter(i) {
 
 async function loadQueue() {
   banner("");
-  const data = await api("api/queue");
+  const data = await api("review/queue");
   state.reviewer = data.reviewer;
   state.queue = data.documents.map((entry) => Object.assign({ done: false }, entry));
   state.cache.clear();
@@ -424,6 +318,3 @@ $("page-img").addEventListener("load", () => {
   if (active) highlight(active.field);
 });
 loadQueue().catch((error) => banner("Cannot load the review queue: " + error.message));
-</script>
-</body>
-</html>
