@@ -67,6 +67,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_store.py
 	$(BIN)/python scripts/bench_reconcile.py
 	$(BIN)/python scripts/bench_einvoice.py --skip-accuracy
+	$(BIN)/python scripts/bench_web.py
 
 bench-accuracy: $(STAMP)
 	$(BIN)/python scripts/bench_accuracy.py
