@@ -169,9 +169,9 @@ def build(tmp: Path, n_invoices: int, n_rows: int, seed: int, xlsx: bool) -> tup
 
 def measure(store_dir: str, ledger: str, out: str, workers: int) -> dict[str, Any]:
     """The timed part, in its own process: what ``invoices reconcile`` does, phase by phase."""
-    from pipeline.ledger import read_ledger
     from pipeline.reconcile import ReconcileOptions, invoices_from_index, reconcile, save_outcomes
-    from pipeline.report import page_links, write_reports
+    from pipeline.reconcile.report import page_links, write_reports
+    from pipeline.reconcile.sources import read_ledger
 
     phases: dict[str, float] = {}
     clock = time.perf_counter()

@@ -21,9 +21,9 @@ from pipeline.errors import ExitCode
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from decimal import Decimal, InvalidOperation
 
-    from pipeline.ledger import LedgerMapping, read_ledger
     from pipeline.reconcile import Outcome, ReconcileOptions, invoices_from_index, reconcile, save_outcomes
-    from pipeline.report import page_links, summary_rows, write_reports
+    from pipeline.reconcile.report import page_links, summary_rows, write_reports
+    from pipeline.reconcile.sources import LedgerMapping, read_ledger
 
     try:
         tolerance = Decimal(args.amount_tolerance)
