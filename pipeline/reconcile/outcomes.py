@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -90,6 +91,10 @@ class InvoiceRecord:
     result_key: str = ""
     ingested_at: float = 0.0
     review_fields: tuple[str, ...] = ()
+    # for red-letter invoices: the 备注 read off the page, and an e-invoice's OriginalInvoiceCode/No
+    remarks: str | None = None
+    original_invoice_code: str | None = None
+    original_invoice_number: str | None = None
 
     @classmethod
     def from_index_row(cls, row: Mapping[str, Any]) -> InvoiceRecord:
@@ -119,10 +124,25 @@ class InvoiceRecord:
             result_key=text("result_key") or "",
             ingested_at=float(row.get("ingested_at") or 0.0),
             review_fields=tuple(f for f in (text("review_fields") or "").split(",") if f),
+            **_red_letter_fields(row.get("fields_json")),
         )
 
     def value(self, name: str) -> Any:
         return getattr(self, name)
+
+
+_RED_LETTER_FIELDS = ("remarks", "original_invoice_code", "original_invoice_number")
+
+
+def _red_letter_fields(fields_json: Any) -> dict[str, str]:
+    """The red-letter fields from an index row's ``fields_json``, when extraction found them."""
+    if not fields_json or ("remarks" not in fields_json and "original_invoice" not in fields_json):
+        return {}
+    try:
+        fields = json.loads(fields_json)
+    except (TypeError, ValueError):
+        return {}
+    return {name: str(fields[name]).strip() for name in _RED_LETTER_FIELDS if fields.get(name)}
 
 
 def invoices_from_index(rows: Iterable[Mapping[str, Any]]) -> list[InvoiceRecord]:
