@@ -315,6 +315,26 @@ _ITEM_HEADERS = {
 }
 
 
+PLATFORM_FIELDS = tuple(dict.fromkeys(PLATFORM_HEADERS.values()))
+
+
+def platform_mapping(pairs: Iterable[str]) -> LedgerMapping:
+    """``COLUMN=FIELD`` pairs (``--platform-map``) for an export whose headers are not recognised;
+    the fields are ``PLATFORM_FIELDS`` (the ledger's, and status, risk, deducted, remarks ...)."""
+    columns: dict[str, str] = {}
+    for pair in pairs:
+        column, sep, name = pair.rpartition("=")
+        name = name.strip()
+        if not sep or not column.strip() or name not in PLATFORM_FIELDS:
+            raise PlatformError(
+                f"--platform-map wants COLUMN=FIELD with FIELD one of {', '.join(PLATFORM_FIELDS)}, not {pair!r}"
+            )
+        columns[column.strip()] = name
+    mapping = LedgerMapping()
+    object.__setattr__(mapping, "columns", columns)  # the ledger's check would refuse platform fields
+    return mapping
+
+
 def _columns(headers: Sequence[str], table: dict[str, str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for index, header in enumerate(headers):
@@ -503,11 +523,15 @@ def _table(
     if found is None:
         first = next(([_cell_text(c) for c in row if _cell_text(c)] for row in rows if any(row)), [])
         raise NoLedgerColumns(
-            f"no tax-platform columns in {name}: found {', '.join(first[:15]) or '(no headers)'}; expected "
-            "发票代码, 发票号码 or 数电发票号码, 开票日期, 金额, 税额, 发票状态 … (or map them with --map)"
+            f"tax-platform export {name} has no recognisable columns: found {', '.join(first[:15]) or '(no headers)'}; "
+            "expected 发票代码, 发票号码 or 数电发票号码, 开票日期, 金额, 税额, 发票状态 … (or map them with --platform-map)"
         )
     header_index, headers, columns = found
     data = rows[header_index + 1 :]
+    if not any(any(_cell_text(cell) for cell in row) for row in data):
+        raise EmptyLedger(
+            f"tax-platform export {name} has column headers but no invoice rows: export a period that has invoices"
+        )
     status_cells = [
         _cell_text(r[columns["status"]])
         for r in data[:200]
@@ -646,6 +670,7 @@ def merge_platform(imports: Sequence[PlatformImport]) -> list[PlatformInvoice]:
 
 __all__ = [
     "FORMAT_LABELS",
+    "PLATFORM_FIELDS",
     "STATUS_LABELS",
     "PlatformError",
     "PlatformImport",
@@ -654,5 +679,6 @@ __all__ = [
     "is_high_risk",
     "merge_platform",
     "parse_status",
+    "platform_mapping",
     "read_platform",
 ]

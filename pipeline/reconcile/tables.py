@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.errors import InputError, NotFound, StorageError
 from pipeline.fapiao import as_date
 from pipeline.reconcile.sources import AMOUNT_FIELDS, FIELDS, LedgerImport, LedgerRow
+from pipeline.reconcile.threeway import Line, ThreeWay
 
 if TYPE_CHECKING:
     from pipeline.store import Store
@@ -460,3 +461,153 @@ def ledger_values(store: Store, document_id: str) -> dict[str, str]:
     return {
         name: str(value) for name, value in zip(LEDGER_VALUE_FIELDS, row, strict=True) if value is not None
     }
+
+
+# ---- three-way lines (issue 15) -------------------------------------------------------------------------
+
+LINES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS reconciliation_lines (
+    document_id TEXT,
+    ledger_row INTEGER,
+    platform_source TEXT,
+    invoice_code TEXT,
+    invoice_number TEXT,
+    issue_date TEXT,
+    total_amount TEXT,
+    seller_name TEXT,
+    outcome TEXT NOT NULL,
+    also TEXT NOT NULL,
+    in_held INTEGER NOT NULL,
+    in_ledger INTEGER NOT NULL,
+    in_platform INTEGER NOT NULL,
+    platform_status TEXT,
+    risk TEXT,
+    deducted INTEGER,
+    reversed_amount TEXT,
+    remaining_amount TEXT,
+    differences TEXT NOT NULL,
+    reason_en TEXT NOT NULL,
+    reason_zh TEXT NOT NULL,
+    reconciled_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reconciliation_lines_outcome ON reconciliation_lines (outcome);
+CREATE INDEX IF NOT EXISTS reconciliation_lines_status ON reconciliation_lines (platform_status);
+CREATE INDEX IF NOT EXISTS reconciliation_lines_document ON reconciliation_lines (document_id);
+"""
+LINE_COLUMNS = (
+    "document_id",
+    "ledger_row",
+    "platform_source",
+    "invoice_code",
+    "invoice_number",
+    "issue_date",
+    "total_amount",
+    "seller_name",
+    "outcome",
+    "also",
+    "in_held",
+    "in_ledger",
+    "in_platform",
+    "platform_status",
+    "risk",
+    "deducted",
+    "reversed_amount",
+    "remaining_amount",
+    "differences",
+    "reason_en",
+    "reason_zh",
+    "reconciled_at",
+)
+
+
+def line_differences(line: Line) -> list[dict[str, Any]]:
+    """Every differing value of a line: held vs ledger, and document vs platform."""
+    out = [{"field": d.field, "invoice": d.invoice_value, "ledger": d.ledger_value} for d in line.differences]
+    out += [
+        {"field": d.field, "document": d.invoice_value, "platform": d.ledger_value}
+        for d in line.platform_differences
+    ]
+    return out
+
+
+def _line_record(line: Line, now: float) -> tuple[Any, ...]:
+    reversal = line.reversal
+    return (
+        line.invoice.document_id if line.invoice else None,
+        line.ledger_row.row_number if line.ledger_row else None,
+        line.platform.where if line.platform else None,
+        line.invoice_code,
+        line.invoice_number,
+        line.issue_date.isoformat() if line.issue_date else None,
+        _show("total_amount", line.total),
+        line.seller_name,
+        str(line.outcome),
+        ",".join(str(code) for code in line.also),
+        int(line.in_held),
+        int(line.in_ledger),
+        int(line.in_platform),
+        line.platform_status,
+        line.platform.risk if line.platform else None,
+        int(line.platform.deducted) if line.platform else None,
+        _show("total_amount", reversal.reversed_amount) if reversal else None,
+        _show("total_amount", reversal.remaining) if reversal else None,
+        json.dumps(line_differences(line), ensure_ascii=False),
+        line.reason_en,
+        line.reason_zh,
+        now,
+    )
+
+
+def save_lines(db_path: Path, result: ThreeWay) -> int:
+    """Replace the previous three-way lines in the index database; returns the lines written."""
+    now = time.time()
+    try:
+        db = sqlite3.connect(db_path, timeout=30)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open the index {db_path}: {exc}") from exc
+    try:
+        with db:
+            db.executescript(LINES_SCHEMA)
+            db.execute("DELETE FROM reconciliation_lines")
+            db.executemany(
+                f"INSERT INTO reconciliation_lines VALUES ({', '.join('?' for _ in LINE_COLUMNS)})",
+                (_line_record(line, now) for line in result.lines),
+            )
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot write the reconciliation to {db_path}: {exc}") from exc
+    finally:
+        db.close()
+    return len(result.lines)
+
+
+def load_lines(
+    db_path: Path, outcome: str | None = None, platform_status: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The stored three-way lines; ``outcome`` matches the main outcome or any other that applies."""
+    where, params = [], []
+    if outcome:
+        where.append("(outcome = ? OR instr(',' || also || ',', ?) > 0)")
+        params += [outcome, f",{outcome},"]
+    if platform_status:
+        where.append("platform_status = ?")
+        params.append(platform_status)
+    sql = "SELECT * FROM reconciliation_lines"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY rowid"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    try:
+        db = sqlite3.connect(db_path, timeout=30)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open the index {db_path}: {exc}") from exc
+    db.row_factory = sqlite3.Row
+    try:
+        rows = db.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []  # never reconciled
+        raise StorageError(f"cannot read the reconciliation from {db_path}: {exc}") from exc
+    finally:
+        db.close()
+    return [{**dict(row), "differences": json.loads(row["differences"] or "[]")} for row in rows]
