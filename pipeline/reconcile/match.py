@@ -33,6 +33,7 @@ invoice claims, and ``ledger_values`` gives the matched row's values beside the 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -81,14 +82,17 @@ _EN_COMPANY_WORDS = (
 )
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def canonical_id(value: str | None) -> str:
-    """Codes, numbers and tax IDs compared as equal when they differ only by OCR look-alikes or spacing."""
+    """Codes, numbers and tax IDs compared as equal when they differ only by OCR look-alikes or spacing.
+    (Cached: a three-way run asks for the same numbers from several sides.)"""
     if not value:
         return ""
     s = unicodedata.normalize("NFKC", value).upper().translate(_LOOKALIKES)
     return _NOT_ALNUM.sub("", s)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def normalize_name(value: str | None) -> str:
     """Company names without width, bracket, spacing, case and 有限责任公司/有限公司 differences."""
     if not value:

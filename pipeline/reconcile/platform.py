@@ -399,7 +399,8 @@ class _PlatformRows:
         ledger_columns = {name: columns[name] for name in _LEDGER_FIELDS if name in columns}
         if "invoice_number" not in ledger_columns and "digital_number" in columns:
             ledger_columns["invoice_number"] = columns["digital_number"]
-        self.reader = _RowReader(ledger_columns, headers, None, True, problems)
+        # no headers: the reader then keeps no ``raw`` copy of each row (the record holds what matters)
+        self.reader = _RowReader(ledger_columns, [], None, True, problems)
         self.problems = problems
 
     def read(self, row_number: int, cells: Sequence[Any]) -> PlatformInvoice | None:

@@ -551,7 +551,9 @@ def _line_record(line: Line, now: float) -> tuple[Any, ...]:
         int(line.platform.deducted) if line.platform else None,
         _show("total_amount", reversal.reversed_amount) if reversal else None,
         _show("total_amount", reversal.remaining) if reversal else None,
-        json.dumps(line_differences(line), ensure_ascii=False),
+        json.dumps(line_differences(line), ensure_ascii=False)
+        if line.differences or line.platform_differences
+        else "[]",
         line.reason_en,
         line.reason_zh,
         now,

@@ -27,7 +27,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pipeline.reconcile.match import _total, canonical_id, reconcile
+import numpy as np
+
+from pipeline.reconcile.match import _cached, _Matcher, _show, _total, canonical_id, normalize_name, reconcile
 from pipeline.reconcile.outcomes import (
     Difference,
     InvoiceRecord,
@@ -259,33 +261,98 @@ def _is_booking_copy(line: Line) -> bool:
     return line.ledger_outcome == Outcome.DUPLICATE and line.invoice is None
 
 
+_PLATFORM_COMPARED = (
+    "invoice_code",
+    "invoice_number",
+    "issue_date",
+    "amount_excl_tax",
+    "tax_amount",
+    "total_amount",
+    "seller_name",
+    "seller_tax_id",
+    "buyer_name",
+    "buyer_tax_id",
+)
+
+
+def _fen_column(records: Sequence[Any], name: str) -> tuple[np.ndarray, np.ndarray]:
+    values = [record.value(name) for record in records]
+    known = np.array([v is not None for v in values], dtype=bool)
+    fen = np.array([int(v * 100) if v is not None else 0 for v in values], dtype=np.int64)
+    return fen, known
+
+
+def _platform_differences(
+    anchors: Sequence[InvoiceRecord], platform: Sequence[PlatformInvoice], options: ReconcileOptions
+) -> list[list[Difference]]:
+    """Per matched pair (anchor k, platform k): the fields both have that differ. Vectorised over
+    the amounts and dates; names and IDs compared in their normalised forms (each distinct once)."""
+    n = len(anchors)
+    differing = np.zeros((n, len(_PLATFORM_COMPARED)), dtype=bool)
+    tol = float(options.amount_tolerance) * 100 + 1e-6
+    for column, name in enumerate(_PLATFORM_COMPARED):
+        if name in ("amount_excl_tax", "tax_amount", "total_amount"):
+            a, a_known = _fen_column(anchors, name)
+            b, b_known = _fen_column(platform, name)
+            differing[:, column] = a_known & b_known & (np.abs(a - b) > tol)
+        elif name == "issue_date":
+            a_days = [r.issue_date for r in anchors]
+            b_days = [r.issue_date for r in platform]
+            differing[:, column] = [
+                x is not None and y is not None and abs((x - y).days) > options.date_window_days
+                for x, y in zip(a_days, b_days, strict=True)
+            ]
+        else:
+            function = normalize_name if name.endswith("_name") else canonical_id
+            a_text = _cached(function, (r.value(name) for r in anchors))
+            b_text = _cached(function, (r.value(name) for r in platform))
+            differing[:, column] = [
+                bool(x) and bool(y) and x != y for x, y in zip(a_text, b_text, strict=True)
+            ]
+    out: list[list[Difference]] = [[] for _ in range(n)]
+    for k in np.flatnonzero(differing.any(axis=1)).tolist():
+        for column in np.flatnonzero(differing[k]).tolist():
+            name = _PLATFORM_COMPARED[column]
+            out[k].append(
+                Difference(name, _show(name, anchors[k].value(name)), _show(name, platform[k].value(name)))
+            )
+    return out
+
+
 def _match_platform(
     lines: list[Line], platform: Sequence[PlatformInvoice], options: ReconcileOptions
 ) -> list[Line]:
-    """Attach each platform record to its line; records no line claims become lines of their own."""
-    anchors: list[tuple[int, InvoiceRecord]] = []
-    for k, line in enumerate(lines):
-        if not _is_scan_copy(line) and not _is_booking_copy(line):
-            anchors.append((k, _anchor(line, k)))
-    by_document = {record.document_id: k for k, record in anchors}
+    """Attach each platform record to its line; records no line claims become lines of their own.
+
+    The ledger's matcher without its reasons: exact keys, then rapidfuzz candidates, one-to-one."""
+    anchored = [k for k, line in enumerate(lines) if not _is_scan_copy(line) and not _is_booking_copy(line)]
+    anchors = [_anchor(lines[k], k) for k in anchored]
     rows = [record.as_ledger_row(n + 1) for n, record in enumerate(platform)]
-    plain = replace(options, date_from=None, date_to=None)
-    result = reconcile([record for _, record in anchors], rows, plain)
-    extra: list[Line] = []
-    for entry in result.entries:
-        if entry.invoice is not None:
-            k = by_document[entry.invoice.document_id]
-            if entry.ledger_row is not None and entry.related_document is None:
-                lines[k].platform = platform[entry.ledger_row.row_number - 1]
-                # a value the export has no column for (or left empty) is no difference
-                lines[k].platform_differences = [d for d in entry.differences if d.ledger_value is not None]
-            elif entry.related_document is not None and entry.related_document in by_document:
-                # two lines name one invoice (e.g. a held scan the ledger matched elsewhere)
-                lines[k].related_document = lines[k].related_document or entry.related_document
-        elif entry.ledger_row is not None:
-            extra.append(
-                Line(outcome=LineOutcome.PLATFORM_ONLY, platform=platform[entry.ledger_row.row_number - 1])
-            )
+    matcher = _Matcher(anchors, rows, replace(options, date_from=None, date_to=None))
+    matcher.group_scans()
+    matcher.group_bookings()
+    matcher.match_exact()
+    matcher.match_fuzzy()
+    matcher.late_duplicates()
+    inv_to_row = matcher.inv_to_row.tolist()
+    for i, head in enumerate(matcher.scan_of.tolist()):
+        if head >= 0 and inv_to_row[i] < 0:
+            inv_to_row[i] = inv_to_row[head]  # two lines name one invoice: both are on the platform
+    pairs = [(i, r) for i, r in enumerate(inv_to_row) if r >= 0]
+    differences = _platform_differences(
+        [anchors[i] for i, _ in pairs], [platform[r] for _, r in pairs], options
+    )
+    for (i, r), found in zip(pairs, differences, strict=True):
+        line = lines[anchored[i]]
+        line.platform = platform[r]
+        line.platform_differences = found
+    claimed = set(inv_to_row)
+    repeats = matcher.booking_of.tolist()
+    extra = [
+        Line(outcome=LineOutcome.PLATFORM_ONLY, platform=record)
+        for r, record in enumerate(platform)
+        if r not in claimed and (repeats[r] < 0 or repeats[r] not in claimed)
+    ]
     # copies follow their original: a second scan, a second booking
     by_document_line = {line.invoice.document_id: line for line in lines if line.invoice is not None}
     by_row_line = {line.ledger_row.row_number: line for line in lines if line.ledger_row is not None}
@@ -301,41 +368,55 @@ def _match_platform(
     return lines + extra
 
 
+def _red_reference(line: Line) -> tuple[str, str] | None:
+    """The blue invoice a red-letter line names (remarks, XML Original* fields), or None."""
+    p, inv, row = line.platform, line.invoice, line.ledger_row
+    has_note = (p is not None and p.remarks) or (
+        inv is not None and (inv.remarks or inv.original_invoice_number)
+    )
+    if not has_note:
+        return None
+    red = (p is not None and p.is_red) or any(
+        s is not None and is_red_amount(s.total_amount, s.amount_excl_tax) for s in (inv, row)
+    )
+    reference = blue_reference(
+        [p.remarks if p else None, inv.remarks if inv else None],
+        inv.original_invoice_code if inv else None,
+        inv.original_invoice_number if inv else None,
+    )
+    # a red-letter invoice names its blue one; a blue invoice's remarks may quote one by accident
+    return reference if red or (inv is not None and inv.original_invoice_number) else None
+
+
 def _link_red_letters(lines: list[Line], tolerance: Decimal) -> None:
     """Red-letter lines name their blue line (``reverses``); blue lines get a ``Reversal``."""
-    by_key: dict[tuple[str, str], Line] = {}
+    red_lines = []
     for line in lines:
         if _is_scan_copy(line) or _is_booking_copy(line):
             continue
-        for key in line.match_keys():
-            by_key.setdefault(key, line)
+        reference = _red_reference(line)
+        if reference is not None:
+            red_lines.append((line, reference))
     reds: dict[int, list[RedInvoice]] = defaultdict(list)
-    blues: dict[int, Line] = {}
-    for line in lines:
-        if _is_scan_copy(line) or _is_booking_copy(line):
-            continue
-        p, inv, row = line.platform, line.invoice, line.ledger_row
-        red = (p is not None and p.is_red) or any(
-            s is not None and is_red_amount(s.total_amount, s.amount_excl_tax) for s in (inv, row)
-        )
-        remarks = [p.remarks if p else None, inv.remarks if inv else None]
-        reference = blue_reference(
-            remarks,
-            inv.original_invoice_code if inv else None,
-            inv.original_invoice_number if inv else None,
-        )
-        if not red and reference is None:
-            continue
-        if reference is None:
-            continue
-        blue = by_key.get(reference) or (by_key.get(("", reference[1])) if len(reference[1]) == 20 else None)
-        if blue is None or blue is line:
-            line.reverses = f"{reference[0]}/{reference[1]}" if reference[0] else reference[1]
-            continue
-        line.reverses = blue.label
-        amount = abs(line.total or Decimal(0))
-        reds[id(blue)].append(RedInvoice(line.label, line.issue_date, amount, line.in_ledger))
-        blues[id(blue)] = blue
+    if red_lines:
+        wanted = {reference for _, reference in red_lines} | {("", ref[1]) for _, ref in red_lines}
+        by_key: dict[tuple[str, str], Line] = {}
+        for line in lines:
+            if _is_scan_copy(line) or _is_booking_copy(line):
+                continue
+            for key in line.match_keys():
+                if key in wanted:
+                    by_key.setdefault(key, line)
+        for line, reference in red_lines:
+            blue = by_key.get(reference) or (
+                by_key.get(("", reference[1])) if len(reference[1]) == 20 else None
+            )
+            if blue is None or blue is line:
+                line.reverses = f"{reference[0]}/{reference[1]}" if reference[0] else reference[1]
+                continue
+            line.reverses = blue.label
+            amount = abs(line.total or Decimal(0))
+            reds[id(blue)].append(RedInvoice(line.label, line.issue_date, amount, line.in_ledger))
     for line in lines:
         status = line.platform.status if line.platform else None
         if id(line) in reds:

@@ -124,12 +124,31 @@ def summary_rows(result: ThreeWay) -> list[tuple[str, str, str, int, str]]:
     return [(code, en, zh, count, f"{amount:.2f}") for code, en, zh, count, amount in result.summary()]
 
 
-def write_csv(path: Path, result: ThreeWay, links: Mapping[str, str] | None = None) -> Path:
+class _Records:
+    """Each line's report record, made once for the CSV, the XLSX and the HTML."""
+
+    def __init__(self, links: Mapping[str, str] | None) -> None:
+        self.links = links
+        self._made: dict[int, dict[str, Any]] = {}
+
+    def __call__(self, line: Line) -> dict[str, Any]:
+        found = self._made.get(id(line))
+        if found is None:
+            found = self._made[id(line)] = line_record(line, self.links)
+        return found
+
+
+def write_csv(
+    path: Path, result: ThreeWay, links: Mapping[str, str] | None = None, records: Any = None
+) -> Path:
+    records = records or _Records(links)
+    names = [name for name, _ in COLUMNS]
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[name for name, _ in COLUMNS])
-        writer.writeheader()
+        writer = csv.writer(handle)
+        writer.writerow(names)
         for line in result.lines:
-            writer.writerow({k: _csv_safe(v) for k, v in line_record(line, links).items()})
+            record = records(line)
+            writer.writerow([_csv_safe(record[name]) for name in names])
     return path
 
 
@@ -181,10 +200,10 @@ def run_facts(
     return facts
 
 
-def _rows(lines: Sequence[Line], links: Mapping[str, str] | None) -> Iterator[Sequence[Any]]:
+def _rows(lines: Sequence[Line], records: Any) -> Iterator[Sequence[Any]]:
     yield [f"{name} {label}" for name, label in COLUMNS]
     for line in lines:
-        record = line_record(line, links)
+        record = records(line)
         yield [record[name] for name, _ in COLUMNS]
 
 
@@ -194,7 +213,9 @@ def write_xlsx(
     ledger: LedgerImport | None,
     platform: Sequence[PlatformImport],
     links: Mapping[str, str] | None = None,
+    records: Any = None,
 ) -> Path:
+    records = records or _Records(links)
     summary: list[Sequence[Any]] = [["outcome", "英文", "结果", "count 数量", "amount 价税合计"]]
     summary += [list(row) for row in summary_rows(result)]
     summary += [[], *([k, v] for k, v in run_facts(result, ledger, platform))]
@@ -202,7 +223,7 @@ def write_xlsx(
     for code in LineOutcome:
         lines = result.of(code)
         if lines:
-            sheets.append((str(code), _rows(lines, links)))
+            sheets.append((str(code), _rows(lines, records)))
     problems: list[Sequence[Any]] = [
         ["file 文件", "row 行", "field 字段", "value 值", "skipped 跳过", "problem", "问题"]
     ]
@@ -238,6 +259,7 @@ def write_html(
     ledger: LedgerImport | None,
     platform: Sequence[PlatformImport],
     links: Mapping[str, str] | None = None,
+    records: Any = None,
 ) -> Path:
     """One self-contained file: inline style, no scripts; page images linked relative to the report."""
     e = html.escape
@@ -273,7 +295,7 @@ def write_html(
                 f'<p class="note">The first {HTML_MAX_ROWS} of {len(lines)} are shown; the CSV and XLSX hold them all. '
                 f"仅显示前 {HTML_MAX_ROWS} 条（共 {len(lines)} 条）。</p>"
             )
-        out.append(_html_table(lines[:HTML_MAX_ROWS], links or {}, base))
+        out.append(_html_table(lines[:HTML_MAX_ROWS], links or {}, base, records or _Records(links)))
     problems = _problems(ledger, platform)
     out.append(f"<h2>Import problems 导入问题 ({len(problems)})</h2>")
     if problems:
@@ -293,14 +315,14 @@ def write_html(
     return path
 
 
-def _html_table(lines: Sequence[Line], links: Mapping[str, str], base: Path) -> str:
+def _html_table(lines: Sequence[Line], links: Mapping[str, str], base: Path, records: Any) -> str:
     e = html.escape
     rows = [
         "<table><tr><th>invoice 发票</th><th>number 号码</th><th>date 日期</th><th>total 价税合计</th>"
         "<th>seller 销售方</th><th>held 持有</th><th>ledger 台账</th><th>platform 平台</th><th>reason 原因</th></tr>"
     ]
     for line in lines:
-        record = line_record(line, links)
+        record = records(line)
         if line.invoice is not None:
             name = e(line.invoice.source_name or line.invoice.document_id[:12])
             url = links.get(line.invoice.document_id)
@@ -330,10 +352,11 @@ def write_reports(
     """CSV, XLSX, HTML and the import problems CSV in ``out_dir`` (created)."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        records = _Records(links)
         paths = {
-            "csv": write_csv(out_dir / CSV_NAME, result, links),
-            "xlsx": write_xlsx(out_dir / XLSX_NAME, result, ledger, platform, links),
-            "html": write_html(out_dir / HTML_NAME, result, ledger, platform, links),
+            "csv": write_csv(out_dir / CSV_NAME, result, links, records),
+            "xlsx": write_xlsx(out_dir / XLSX_NAME, result, ledger, platform, links, records),
+            "html": write_html(out_dir / HTML_NAME, result, ledger, platform, links, records),
             "problems": write_problems_csv(out_dir / PROBLEMS_NAME, _problems(ledger, platform)),
         }
     except OSError as exc:
