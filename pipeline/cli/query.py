@@ -217,7 +217,11 @@ def register(commands: Any) -> None:
             "text. Examples:\n\n"
             "  invoices query --seller 智源医疗 --date-from 2023-01-01 --date-to 2023-03-31\n"
             "  invoices query --needs-review --amount-min 10000 --format csv\n"
-            "  invoices query --status failed"
+            "  invoices query --status failed\n\n"
+            "--outcome and --platform-status list the lines of the last `invoices reconcile` instead\n"
+            "(including invoices only the ledger or the tax platform has):\n\n"
+            "  invoices query --outcome not_on_platform\n"
+            "  invoices query --platform-status voided --format csv"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -154,7 +154,18 @@ def cmd_query_lines(args: argparse.Namespace) -> int:
 
     store = open_store_for(settings_from(args))
     try:
-        lines = load_lines(store.index.path, args.outcome, args.platform_status, getattr(args, "limit", None))
+        lines = load_lines(
+            store.index.path,
+            args.outcome,
+            args.platform_status,
+            getattr(args, "limit", None),
+            number=args.number,
+            code=args.code,
+            date_from=args.date_from,
+            date_to=args.date_to,
+            amount_min=args.amount_min,
+            amount_max=args.amount_max,
+        )
     finally:
         store.close()
     if args.format == "json":
@@ -193,7 +204,8 @@ def add_line_filters(parser: argparse.ArgumentParser) -> None:
         choices=[str(code) for code in LineOutcome],
         default=None,
         help="list the last `invoices reconcile` lines with this outcome (main or additional), "
-        "including invoices only the ledger or the tax platform has",
+        "including invoices only the ledger or the tax platform has; --number, --code, --date-from, "
+        "--date-to, --amount-min and --amount-max narrow them",
     )
     parser.add_argument(
         "--platform-status",

@@ -472,7 +472,8 @@ def _row_summary(row: LedgerRow, zh: bool) -> str:
 
 def _money(value: Decimal) -> str:
     text = str(value)  # ledger amounts are already quantized to the fen: str() is the fast way
-    return text if value.as_tuple().exponent == -2 else f"{value:.2f}"
+    dot = text.find(".")
+    return text if dot >= 0 and len(text) - dot == 3 and "E" not in text else f"{value:.2f}"
 
 
 def _row_summaries(row: LedgerRow) -> tuple[str, str]:

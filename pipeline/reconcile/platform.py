@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,7 @@ _STATUS_CODES = {
 }
 
 
+@lru_cache(maxsize=4096)
 def parse_status(text: str) -> PlatformStatus | None:
     """发票状态 as the platform writes it (正常, 已作废, 部分红冲, 3, 3-红冲 ...); None if unreadable."""
     t = _norm_header(text)
@@ -128,6 +129,7 @@ def _yes_no(text: str) -> bool | None:
 _NO_RISK = {"", "正常", "无", "无风险", "低", "低风险", "norisk", "none", "low", "0"}
 
 
+@lru_cache(maxsize=4096)
 def is_high_risk(level: str | None) -> bool:
     """发票风险等级: 高 / 高风险 / 疑点 / 重大 count as high; 中 / 低 / 正常 do not."""
     if not level:

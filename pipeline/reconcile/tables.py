@@ -583,16 +583,43 @@ def save_lines(db_path: Path, result: ThreeWay) -> int:
 
 
 def load_lines(
-    db_path: Path, outcome: str | None = None, platform_status: str | None = None, limit: int | None = None
+    db_path: Path,
+    outcome: str | None = None,
+    platform_status: str | None = None,
+    limit: int | None = None,
+    *,
+    number: str | None = None,
+    code: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    amount_min: Decimal | float | None = None,
+    amount_max: Decimal | float | None = None,
 ) -> list[dict[str, Any]]:
     """The stored three-way lines; ``outcome`` matches the main outcome or any other that applies."""
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     if outcome:
         where.append("(outcome = ? OR instr(',' || also || ',', ?) > 0)")
         params += [outcome, f",{outcome},"]
     if platform_status:
         where.append("platform_status = ?")
         params.append(platform_status)
+    for column, value in (("invoice_number", number), ("invoice_code", code)):
+        if value:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if date_from:
+        where.append("issue_date >= ?")
+        params.append(date_from.isoformat())
+    if date_to:
+        where.append("issue_date <= ?")
+        params.append(date_to.isoformat())
+    if amount_min is not None:
+        where.append("CAST(total_amount AS REAL) >= ?")
+        params.append(float(amount_min))
+    if amount_max is not None:
+        where.append("CAST(total_amount AS REAL) <= ?")
+        params.append(float(amount_max))
     sql = "SELECT * FROM reconciliation_lines"
     if where:
         sql += " WHERE " + " AND ".join(where)
