@@ -411,6 +411,22 @@ class _PlatformRows:
             return None
         text = lambda name: _text(cells, self.columns, name)  # noqa: E731
         digital = _identifier(text("digital_number"))
+        digital_cell = (
+            cells[self.columns["digital_number"]]
+            if "digital_number" in self.columns and self.columns["digital_number"] < len(cells)
+            else None
+        )
+        if digital and isinstance(digital_cell, float):
+            self.problems.append(
+                RowProblem(
+                    row_number,
+                    "invoice_number",
+                    digital,
+                    f"数电发票号码 {digital} was stored as a spreadsheet number and lost digits: format the column as text",
+                    f"数电发票号码 {digital} 被存为数值，位数已丢失：请将该列设为文本格式",
+                )
+            )
+            digital = None
         code, number = row.invoice_code, row.invoice_number
         if digital and (not number or number == digital or not code):
             number, digital_alt = digital, None
