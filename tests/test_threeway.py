@@ -367,3 +367,24 @@ def test_cli_three_way(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 def line_truth_by_number(scenario) -> list[tuple[str, str]]:
     return [(inv.number, scenario.truth(inv)) for inv in scenario.invoices]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "remarks"),
+    [
+        ("vat_special_clean.png", "合同编号：HT202195041"),  # paper: the label between seller and remarks
+        ("fully_digital_general.pdf", "合同编号：HT202434654"),  # 全电: the label at the far left
+        ("vat_e_general.pdf", None),  # an empty remarks box
+    ],
+)
+def test_remarks_read_by_real_ocr(name: str, remarks: str | None, tmp_path: Path) -> None:
+    from pipeline.config import Settings
+    from pipeline.process import process_document
+
+    path = Path(__file__).parent.parent / "samples" / name
+    result = process_document(path.read_bytes(), name, Settings(engine="onnx", store=str(tmp_path))).result
+    found = result.fields.get("remarks")
+    assert (found.value if found else None) == remarks
+    if remarks:  # informational: never a reason for review
+        assert found is not None and found.status == FieldStatus.OK and found.source == FieldSource.DERIVED

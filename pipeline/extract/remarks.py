@@ -21,7 +21,14 @@ from pipeline.extract.layout import Hit
 from pipeline.model import Field, FieldSource, FieldStatus, TextLine
 
 _LABEL = re.compile(r"^备\s*注[:：]?")
-_OTHER_LABELS = re.compile(r"(价税合计|开票人|收款人|复核|销售方|购买方|名称|纳税人识别号|合计)")
+_OTHER_LABELS = re.compile(
+    r"(价税合计|开票人|收款人|复核|销售方|购买方|名称|纳税人识别号|合计|小写|大写|[¥￥]|专用章|监制章)"
+)
+
+
+# Values of the neighbouring rows and blocks that OCR gives without their label: the amount in
+# words (价税合计 大写) and a bare taxpayer ID.
+_NOT_REMARKS = re.compile(r"^(?:[零壹贰叁肆伍陆柒捌玖拾佰仟万亿圆元角分整正]{4,}|[0-9A-Z]{15,20})$")
 
 
 def _plain(text: str) -> str:
@@ -54,8 +61,11 @@ def extract_remarks(lines: Sequence[TextLine]) -> Hit | None:
     glued = _LABEL.sub("", _plain(head.text)) if len(label) == 1 else ""
     top = min(line.y0 for line in label)
     bottom = max(line.y1 for line in label)
-    height = max(bottom - top, head.y1 - head.y0)
-    margin = max(height * 0.6, 8.0)
+    # one character of the label: a vertical 备注 is one column of characters, a horizontal one a row
+    char = max(min(head.x1 - head.x0, head.y1 - head.y0), 1.0)
+    # a vertical label sits centred in its box, so the remarks may start above its first
+    # character; the rows above and below (价税合计, 开票人) are kept out by their labels
+    margin = char * 2.5
     right_of = max(line.x1 for line in label)
     found = [
         line
@@ -63,10 +73,12 @@ def extract_remarks(lines: Sequence[TextLine]) -> Hit | None:
         if line not in label
         and line.page == head.page
         and line.x0 >= right_of - 2
-        and line.y1 >= top - margin
-        and line.y0 <= bottom + margin
+        and line.y0 >= top - margin
+        and line.y1 <= bottom + margin
         and not _OTHER_LABELS.search(line.text)
+        and not _NOT_REMARKS.match(_plain(line.text))
     ]
+    height = bottom - top
     found.sort(key=lambda line: (round(line.y0 / max(height / 3, 1.0)), line.x0))
     parts = ([glued] if glued else []) + [line.text.strip() for line in found if line.text.strip()]
     if not parts:
