@@ -117,6 +117,7 @@ _YES = {"是", "y", "yes", "1", "true", "已勾选", "勾选", "已抵扣", "已
 _NO = {"否", "n", "no", "0", "false", "未勾选", "不勾选", "未抵扣", ""}
 
 
+@lru_cache(maxsize=1024)
 def _yes_no(text: str) -> bool | None:
     t = _norm_header(text)
     if t in _YES:
@@ -140,7 +141,7 @@ def is_high_risk(level: str | None) -> bool:
     return any(word in t for word in ("高", "疑点", "重大", "high", "3"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)  # not frozen: 100,000 of them are made per export, and frozen init is slow
 class PlatformInvoice:
     """One invoice as the tax platform lists it."""
 

@@ -369,8 +369,8 @@ def _match_platform(
     The ledger's matcher without its reasons: exact keys, then rapidfuzz candidates, one-to-one."""
     anchored = [k for k, line in enumerate(lines) if not _is_scan_copy(line) and not _is_booking_copy(line)]
     anchors = [_anchor(lines[k], k) for k in anchored]
-    rows = [record.as_ledger_row(n + 1) for n, record in enumerate(platform)]
-    matcher = _Matcher(anchors, rows, replace(options, date_from=None, date_to=None))
+    # the platform's records have every attribute the matcher reads from its second side
+    matcher = _Matcher(anchors, list(platform), replace(options, date_from=None, date_to=None))
     matcher.group_scans()
     matcher.group_bookings()
     matcher.match_exact()
