@@ -388,3 +388,54 @@ def test_remarks_read_by_real_ocr(name: str, remarks: str | None, tmp_path: Path
     assert (found.value if found else None) == remarks
     if remarks:  # informational: never a reason for review
         assert found is not None and found.status == FieldStatus.OK and found.source == FieldSource.DERIVED
+
+
+def test_several_ledgers_and_an_export_with_odd_headers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    held, _ledger, _platform = _blue_and_reds()
+    root = tmp_path / "store"
+    _store_scenario(root, held)
+    header = "发票代码,发票号码,开票日期,金额,税额,价税合计,销售方名称\n"
+    first = tmp_path / "erp-1.csv"
+    first.write_text(
+        header + "011002400111,12345678,2024-03-01,1000.00,130.00,1130.00,北京智源科技有限公司\n", "gbk"
+    )
+    second = tmp_path / "erp-2.csv"
+    second.write_text(
+        header + "011002400111,12345678,2024-03-01,1000.00,130.00,1130.00,北京智源科技有限公司\n", "gbk"
+    )
+    export = tmp_path / "平台.csv"
+    export.write_text(
+        "代码,票号,日期,不含税,税,合计,卖方,状况\n011002400111,12345678,2024-03-01,1000.00,130.00,1130.00,北京智源科技有限公司,失控\n",
+        "utf-8-sig",
+    )
+    maps = ["代码=invoice_code", "票号=invoice_number", "日期=issue_date", "不含税=amount_excl_tax", "税=tax_amount",
+            "合计=total_amount", "卖方=seller_name", "状况=status"]  # fmt: skip
+    args = ["reconcile", "--ledger", str(first), "--ledger", str(second), "--tax-platform", str(export)]
+    args += [arg for pair in maps for arg in ("--platform-map", pair)]
+    assert main([*args, "--store", str(root), "--out", str(tmp_path / "out"), "-q"]) == 0
+    from pipeline.reconcile.tables import load_lines
+
+    lines = load_lines(root / "index.sqlite")
+    # the second file's row 2 is row 1000002: booked twice, and 失控 on the platform
+    assert sorted(line["ledger_row"] for line in lines) == [2, 1_000_002]
+    invoice = next(line for line in lines if line["document_id"])
+    assert invoice["outcome"] == "abnormal_but_booked" and "booked_twice" in invoice["also"].split(",")
+    assert invoice["platform_status"] == "out_of_control"
+    assert main(["query", "--outcome", "booked_twice", "--format", "json", "--store", str(root)]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2
+    assert (
+        main(
+            [
+                "reconcile",
+                "--tax-platform",
+                str(export),
+                "--platform-map",
+                "状况=colour",
+                "--store",
+                str(root),
+            ]
+        )
+        == 2
+    )
