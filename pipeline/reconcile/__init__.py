@@ -2,10 +2,13 @@
 tax platform's invoice list, with an outcome and a reason for every invoice.
 
 - ``sources``: reading the ledger (ERP export, CSV or XLSX) into typed rows
+- ``platform``: reading the tax platform's exports (全量发票查询, 抵扣勾选) into typed records
 - ``match``: keys, OCR-confusion normalisation, rapidfuzz candidate pairs; held vs ledger
-- ``outcomes``: the outcome codes and the records of a reconciliation
-- ``tables``: the outcomes in the index database; one invoice re-matched after a review
-- ``report``: CSV, XLSX and HTML reports
+- ``outcomes``: the ledger's outcome codes and the records of a reconciliation
+- ``threeway``: held, ledger and platform together, one line and outcome code per invoice
+- ``redletter``: red-letter invoices linked to their blue invoice and netted
+- ``tables``: the outcomes and lines in the index database; one invoice re-matched after a review
+- ``report``, ``threeway_report``: CSV, XLSX and HTML reports
 
 Everything a caller needs is importable from ``pipeline.reconcile``.
 """
