@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -221,6 +222,15 @@ def test_a_scanned_red_invoice_names_its_blue_one_by_its_remarks() -> None:
     assert blue.outcome == LineOutcome.RED_REVERSED_BUT_BOOKED
     assert blue.reversal is not None and blue.reversal.full(Decimal("0.01"))
     assert "fully reversed (1130.00) by red invoice(s) 011002400111/20000009" in blue.reason_en
+    # OCR lost the minus sign: the remarks still make it a red-letter invoice
+    unsigned = replace(
+        red, amount_excl_tax=Decimal("1000.00"), tax_amount=Decimal("130.00"), total_amount=Decimal("1130.00")
+    )
+    result = reconcile_three_way([*held, unsigned], ledger, None)
+    assert (
+        next(line for line in result.lines if line.invoice is held[0]).outcome
+        == LineOutcome.RED_REVERSED_BUT_BOOKED
+    )
     # the XML's OriginalInvoiceCode / OriginalInvoiceNo link the same way
     xml_red = InvoiceRecord(
         "c" * 64, "red.xml", invoice_number="24112000000000000009", issue_date=date(2024, 3, 6),

@@ -47,7 +47,7 @@ from pipeline.reconcile.outcomes import (
     Reconciliation,
 )
 from pipeline.reconcile.platform import STATUS_LABELS, PlatformInvoice, PlatformStatus
-from pipeline.reconcile.redletter import RedInvoice, Reversal, blue_reference, is_red_amount, net
+from pipeline.reconcile.redletter import RedInvoice, Reversal, blue_reference, net
 from pipeline.reconcile.sources import FIELD_LABELS, LedgerRow
 
 log = logging.getLogger(__name__)
@@ -412,22 +412,22 @@ def _match_platform(
 
 def _red_reference(line: Line) -> tuple[str, str] | None:
     """The blue invoice a red-letter line names (remarks, XML Original* fields), or None."""
-    p, inv, row = line.platform, line.invoice, line.ledger_row
+    p, inv = line.platform, line.invoice
     has_note = (p is not None and p.remarks) or (
         inv is not None and (inv.remarks or inv.original_invoice_number)
     )
     if not has_note:
         return None
-    red = (p is not None and p.is_red) or any(
-        s is not None and is_red_amount(s.total_amount, s.amount_excl_tax) for s in (inv, row)
-    )
     reference = blue_reference(
         [p.remarks if p else None, inv.remarks if inv else None],
         inv.original_invoice_code if inv else None,
         inv.original_invoice_number if inv else None,
     )
-    # a red-letter invoice names its blue one; a blue invoice's remarks may quote one by accident
-    return reference if red or (inv is not None and inv.original_invoice_number) else None
+    # The remark patterns are printed on red-letter invoices only, so a reference makes one, even
+    # where OCR lost the minus sign; unless the platform itself says the invoice is a blue one.
+    if reference is not None and p is not None and p.positive is True and not p.is_red:
+        return None
+    return reference
 
 
 def _link_red_letters(lines: list[Line], tolerance: Decimal) -> None:
