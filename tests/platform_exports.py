@@ -45,6 +45,8 @@ FAULTS: dict[str, int] = {
     "booked_twice": 30,
     "not_in_ledger": 40,
     "no_invoice_scanned": 40,
+    "misread_number": 20,  # OCR read one digit of the held invoice's number wrong
+    "misread_amount": 20,  # ... or its amount
 }
 TRUTH = {
     "matched": "matched",
@@ -62,6 +64,8 @@ TRUTH = {
     "booked_twice": "booked_twice",
     "not_in_ledger": "not_in_ledger",
     "no_invoice_scanned": "no_invoice_scanned",
+    "misread_number": "platform_differs",
+    "misread_amount": "platform_differs",
 }
 
 FULL_HEADERS = [
@@ -259,25 +263,32 @@ def _ocr_noise(text: str, rng: random.Random) -> str:
     return text[:k] + _LOOKALIKE.get(text[k], text[k]) + text[k + 1 :]
 
 
+def _misread(number: str, rng: random.Random) -> str:
+    k = rng.randrange(2, len(number) - 1)
+    return number[:k] + str((int(number[k]) + rng.randint(1, 8)) % 10) + number[k + 1 :]
+
+
 def _held(invoices: list[Invoice], rng: random.Random) -> list[InvoiceRecord]:
     out = []
     for inv in invoices:
         if not inv.held:
             continue
+        number = _misread(inv.number, rng) if inv.fault == "misread_number" else _ocr_noise(inv.number, rng)
+        excl = inv.excl + Decimal(rng.choice((10, 100))) if inv.fault == "misread_amount" else inv.excl
         out.append(
             InvoiceRecord(
                 document_id=f"{inv.key:08x}" * 8,
                 source_name=f"scan-{inv.key:05d}.jpg",
                 doc_type="vat_e_general" if inv.digital else "vat_special_paper",
                 invoice_code=inv.code,
-                invoice_number=_ocr_noise(inv.number, rng),
+                invoice_number=number,
                 issue_date=inv.day,
                 buyer_name=BUYER,
                 seller_name=inv.seller.replace("（", "(").replace("）", ")"),
                 seller_tax_id=inv.seller_id,
-                amount_excl_tax=inv.excl,
+                amount_excl_tax=excl,
                 tax_amount=inv.tax,
-                total_amount=inv.total,
+                total_amount=excl + inv.tax,
             )
         )
     return out
