@@ -12,7 +12,7 @@ import openpyxl
 import pytest
 
 from pipeline.cli import main
-from pipeline.ledger import (
+from pipeline.reconcile.sources import (
     EmptyLedger,
     LedgerError,
     LedgerMapping,

@@ -25,7 +25,6 @@ import openpyxl
 import pytest
 
 from pipeline.fapiao import USCC_ALPHABET, uscc_check_char
-from pipeline.ledger import LedgerRow, read_ledger
 from pipeline.reconcile import (
     InvoiceRecord,
     Outcome,
@@ -40,6 +39,7 @@ from pipeline.reconcile import (
     reconcile,
     save_outcomes,
 )
+from pipeline.reconcile.sources import LedgerRow, read_ledger
 
 if TYPE_CHECKING:
     from pipeline.store import Store
@@ -989,7 +989,7 @@ def test_cli_mapping_and_period(small_store: Path, tmp_path: Path) -> None:
 def test_page_links_for_an_s3_store() -> None:
     from types import SimpleNamespace
 
-    from pipeline.report import page_links
+    from pipeline.reconcile.report import page_links
 
     store = SimpleNamespace(objects=SimpleNamespace(location="s3://invoices/acme/"))
     links = page_links(store, ["ab" * 32])  # type: ignore[arg-type]
@@ -1120,7 +1120,7 @@ def test_scanned_twice_with_a_misread_date() -> None:
 
 
 def test_csv_report_defuses_formulas(tmp_path: Path) -> None:
-    from pipeline.report import write_csv
+    from pipeline.reconcile.report import write_csv
 
     row = LedgerRow(
         row_number=2, invoice_number="12345678", total_amount=Decimal("-5.00"), seller_name='=HYPERLINK("x")'

@@ -20,6 +20,7 @@ from pipeline.cli.common import (
     settings_from,
 )
 from pipeline.cli.ingest import print_fields
+from pipeline.cli.reconcile import add_line_filters
 from pipeline.errors import ExitCode
 from pipeline.store.export import EXPORT_COLUMNS
 
@@ -87,6 +88,10 @@ def query_from_args(args: argparse.Namespace) -> Any:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    if args.outcome or args.platform_status:  # reconciliation lines (issue 15), not documents
+        from pipeline.cli.reconcile import cmd_query_lines
+
+        return cmd_query_lines(args)
     settings = settings_from(args)
     query = query_from_args(args)
     store = open_store_for(settings)
@@ -212,11 +217,16 @@ def register(commands: Any) -> None:
             "text. Examples:\n\n"
             "  invoices query --seller 智源医疗 --date-from 2023-01-01 --date-to 2023-03-31\n"
             "  invoices query --needs-review --amount-min 10000 --format csv\n"
-            "  invoices query --status failed"
+            "  invoices query --status failed\n\n"
+            "--outcome and --platform-status list the lines of the last `invoices reconcile` instead\n"
+            "(including invoices only the ledger or the tax platform has):\n\n"
+            "  invoices query --outcome not_on_platform\n"
+            "  invoices query --platform-status voided --format csv"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_filters(query)
+    add_line_filters(query)
     query.add_argument("--limit", type=positive_int, default=None, help="at most this many rows")
     query.add_argument("--format", choices=["table", "csv", "json"], default="table")
     add_common(query)

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from pipeline.extract.generic import GENERIC_FIELDS, extract_generic, looks_like_invoice
 from pipeline.extract.layout import Hit, normalize
+from pipeline.extract.remarks import remarks_field
 from pipeline.extract.vat import VAT_FIELDS, classify, extract_items, extract_vat, looks_like_vat_invoice
 from pipeline.model import DocType, Field, FieldSource, FieldStatus, TextLine
 
@@ -64,6 +65,7 @@ def extract_fields(lines: Sequence[TextLine], source: FieldSource, review_below:
         title = hits["title"].text if hits["title"] else ""
         doc_type = classify(title, text)
         fields = {name: to_field(hits[name], source, review_below, name) for name in VAT_FIELDS}
+        fields["remarks"] = remarks_field(lines, source)  # 备注, for red-letter links (issue 15)
         return Extraction(doc_type, fields, list(extract_items(lines)))
     if looks_like_invoice(" ".join(line.text for line in lines)):
         generic = extract_generic(lines)

@@ -20,8 +20,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from pipeline.errors import StorageError
-from pipeline.ledger import FIELD_LABELS, LedgerImport, RowProblem
-from pipeline.reconcile import OUTCOME_LABELS, Entry, Outcome, Reconciliation
+from pipeline.reconcile.outcomes import OUTCOME_LABELS, Entry, Outcome, Reconciliation
+from pipeline.reconcile.sources import FIELD_LABELS, LedgerImport, RowProblem
 from pipeline.store import Store, page_key
 from pipeline.store.objects import LocalObjectStore
 

@@ -33,201 +33,37 @@ invoice claims, and ``ledger_values`` gives the matched row's values beside the 
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import re
-import sqlite3
 import time
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
-from pipeline.errors import ExitCode, InputError, NotFound, StorageError
-from pipeline.fapiao import as_date, parse_amount
-from pipeline.ledger import AMOUNT_FIELDS, FIELD_LABELS, FIELDS, LedgerImport, LedgerRow
+from pipeline.reconcile.sources import AMOUNT_FIELDS, FIELD_LABELS, FIELDS, LedgerRow
 
 if TYPE_CHECKING:
-    from pipeline.store import Store
+    pass
+
+from pipeline.reconcile.outcomes import (
+    Difference,
+    Entry,
+    InvoiceRecord,
+    Outcome,
+    ReconcileOptions,
+    Reconciliation,
+)
 
 log = logging.getLogger(__name__)
-
-
-class ReconcileError(InputError):
-    """Options that make no sense (a negative tolerance, a period that ends before it starts)."""
-
-    exit_code = ExitCode.BAD_ARGS
-
-
-class Outcome(StrEnum):
-    MATCHED = "matched"
-    MATCHED_WITH_DIFFERENCES = "matched_with_differences"
-    NOT_IN_LEDGER = "not_in_ledger"
-    DUPLICATE = "duplicate"
-    NO_INVOICE_SCANNED = "no_invoice_scanned"
-
-
-OUTCOME_LABELS: dict[Outcome, tuple[str, str]] = {
-    Outcome.MATCHED: ("matched", "已匹配"),
-    Outcome.MATCHED_WITH_DIFFERENCES: ("matched with differences", "匹配但有差异"),
-    Outcome.NOT_IN_LEDGER: ("not in the ledger", "台账中没有"),
-    Outcome.DUPLICATE: ("duplicate", "重复"),
-    Outcome.NO_INVOICE_SCANNED: ("no invoice scanned", "无对应扫描发票"),
-}
-
-
-@dataclass(frozen=True)
-class ReconcileOptions:
-    """``amount_tolerance``: amounts this close (in yuan) agree. ``date_window_days``: dates this many
-    days apart agree (for ledgers that record a booking date). ``date_from``/``date_to``: the period
-    (inclusive) of invoices and ledger rows to reconcile; undated ones are always included."""
-
-    amount_tolerance: Decimal = Decimal("0.01")
-    date_window_days: int = 0
-    date_from: date | None = None
-    date_to: date | None = None
-    name_threshold: float = 85.0  # rapidfuzz ratio (0-100) of normalised names that counts as the same seller
-    workers: int = 2
-
-    def __post_init__(self) -> None:
-        if self.amount_tolerance < 0:
-            raise ReconcileError(f"the amount tolerance cannot be negative ({self.amount_tolerance})")
-        if self.date_window_days < 0:
-            raise ReconcileError(f"the date window cannot be negative ({self.date_window_days} days)")
-        if self.date_from and self.date_to and self.date_from > self.date_to:
-            raise ReconcileError(f"--from {self.date_from} is after --to {self.date_to}")
-        if not 0 <= self.name_threshold <= 100:
-            raise ReconcileError("name_threshold is a rapidfuzz ratio between 0 and 100")
-        if self.workers == 0:
-            raise ReconcileError("workers must be at least 1 (or -1 for every core)")
-
-
-@dataclass(frozen=True, slots=True)
-class InvoiceRecord:
-    """A stored invoice as the index holds it (``Index.documents()`` rows), with typed values."""
-
-    document_id: str
-    source_name: str = ""
-    doc_type: str = "vat_general_paper"
-    status: str = "ok"
-    invoice_code: str | None = None
-    invoice_number: str | None = None
-    issue_date: date | None = None
-    buyer_name: str | None = None
-    buyer_tax_id: str | None = None
-    seller_name: str | None = None
-    seller_tax_id: str | None = None
-    amount_excl_tax: Decimal | None = None
-    tax_amount: Decimal | None = None
-    total_amount: Decimal | None = None
-    result_key: str = ""
-    ingested_at: float = 0.0
-    review_fields: tuple[str, ...] = ()
-
-    @classmethod
-    def from_index_row(cls, row: Mapping[str, Any]) -> InvoiceRecord:
-        def text(name: str) -> str | None:
-            value = row.get(name)
-            return str(value).strip() or None if value is not None else None
-
-        def amount(name: str) -> Decimal | None:
-            value = text(name)
-            return parse_amount(value) if value else None
-
-        return cls(
-            document_id=str(row["document_id"]),
-            source_name=text("source_name") or "",
-            doc_type=text("doc_type") or "",
-            status=text("status") or "",
-            invoice_code=text("invoice_code"),
-            invoice_number=text("invoice_number"),
-            issue_date=as_date(text("issue_date")),
-            buyer_name=text("buyer_name"),
-            buyer_tax_id=text("buyer_tax_id"),
-            seller_name=text("seller_name") or text("vendor_name"),
-            seller_tax_id=text("seller_tax_id"),
-            amount_excl_tax=amount("amount_excl_tax"),
-            tax_amount=amount("tax_amount"),
-            total_amount=amount("total_amount"),
-            result_key=text("result_key") or "",
-            ingested_at=float(row.get("ingested_at") or 0.0),
-            review_fields=tuple(f for f in (text("review_fields") or "").split(",") if f),
-        )
-
-    def value(self, name: str) -> Any:
-        return getattr(self, name)
-
-
-def invoices_from_index(rows: Iterable[Mapping[str, Any]]) -> list[InvoiceRecord]:
-    """The invoices to reconcile from ``Index.documents()``: everything but ``not_an_invoice``."""
-    return [
-        InvoiceRecord.from_index_row(row)
-        for row in rows
-        if row.get("status") != "not_an_invoice" and row.get("doc_type") != "other"
-    ]
-
-
-@dataclass(frozen=True, slots=True)
-class Difference:
-    field: str
-    invoice_value: str | None
-    ledger_value: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"field": self.field, "invoice": self.invoice_value, "ledger": self.ledger_value}
-
-    def describe(self, zh: bool = False) -> str:
-        label = FIELD_LABELS[self.field][1 if zh else 0]
-        empty = "（空）" if zh else "(empty)"
-        inv = self.invoice_value if self.invoice_value is not None else empty
-        led = self.ledger_value if self.ledger_value is not None else empty
-        return f"{label}（发票 {inv}，台账 {led}）" if zh else f"{label} (invoice {inv}, ledger {led})"
-
-
-@dataclass(slots=True)
-class Entry:
-    """One line of the reconciliation: an invoice (with its ledger row, if any) or a lone ledger row."""
-
-    outcome: Outcome
-    invoice: InvoiceRecord | None
-    ledger_row: LedgerRow | None
-    score: float
-    differences: list[Difference]
-    reason_en: str
-    reason_zh: str
-    related_document: str | None = None  # duplicate: the scan that is reconciled instead
-    related_rows: tuple[int, ...] = ()  # duplicate: the other ledger rows booking the same invoice
-
-
-@dataclass
-class Reconciliation:
-    entries: list[Entry]
-    options: ReconcileOptions
-    invoices_considered: int
-    ledger_rows_considered: int
-    seconds: float = 0.0
-
-    def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys((str(o) for o in Outcome), 0)
-        for entry in self.entries:
-            counts[str(entry.outcome)] += 1
-        return counts
-
-    def of(self, outcome: Outcome | str) -> list[Entry]:
-        return [entry for entry in self.entries if entry.outcome == outcome]
-
-    @property
-    def all_matched(self) -> bool:
-        return all(entry.outcome == Outcome.MATCHED for entry in self.entries)
 
 
 # ---- normalisation ----------------------------------------------------------------------------------
@@ -246,14 +82,17 @@ _EN_COMPANY_WORDS = (
 )
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def canonical_id(value: str | None) -> str:
-    """Codes, numbers and tax IDs compared as equal when they differ only by OCR look-alikes or spacing."""
+    """Codes, numbers and tax IDs compared as equal when they differ only by OCR look-alikes or spacing.
+    (Cached: a three-way run asks for the same numbers from several sides.)"""
     if not value:
         return ""
     s = unicodedata.normalize("NFKC", value).upper().translate(_LOOKALIKES)
     return _NOT_ALNUM.sub("", s)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def normalize_name(value: str | None) -> str:
     """Company names without width, bracket, spacing, case and 有限责任公司/有限公司 differences."""
     if not value:
@@ -633,7 +472,8 @@ def _row_summary(row: LedgerRow, zh: bool) -> str:
 
 def _money(value: Decimal) -> str:
     text = str(value)  # ledger amounts are already quantized to the fen: str() is the fast way
-    return text if value.as_tuple().exponent == -2 else f"{value:.2f}"
+    dot = text.find(".")
+    return text if dot >= 0 and len(text) - dot == 3 and "E" not in text else f"{value:.2f}"
 
 
 def _row_summaries(row: LedgerRow) -> tuple[str, str]:
@@ -1148,425 +988,3 @@ def reconcile(
         result.counts(),
     )
     return result
-
-
-# ---- the index ---------------------------------------------------------------------------------------
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS reconciliation (
-    document_id TEXT,
-    ledger_row INTEGER,
-    outcome TEXT,
-    score REAL,
-    differences TEXT,
-    reason_en TEXT,
-    reason_zh TEXT,
-    reconciled_at REAL
-);
-CREATE INDEX IF NOT EXISTS reconciliation_document ON reconciliation (document_id);
-CREATE INDEX IF NOT EXISTS reconciliation_outcome ON reconciliation (outcome);
-CREATE TABLE IF NOT EXISTS ledger_rows (
-    row_number INTEGER PRIMARY KEY,
-    ledger_file TEXT NOT NULL,
-    invoice_code TEXT,
-    invoice_number TEXT,
-    issue_date TEXT,
-    amount_excl_tax TEXT,
-    tax_amount TEXT,
-    total_amount TEXT,
-    seller_name TEXT,
-    seller_tax_id TEXT,
-    buyer_name TEXT,
-    buyer_tax_id TEXT,
-    raw TEXT NOT NULL,
-    imported_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS reconciliation_options (
-    options TEXT NOT NULL,
-    reconciled_at REAL NOT NULL
-);
-"""
-
-
-def _record(entry: Entry, now: float) -> tuple[Any, ...]:
-    """One ``reconciliation`` row."""
-    return (
-        entry.invoice.document_id if entry.invoice else None,
-        entry.ledger_row.row_number if entry.ledger_row else None,
-        str(entry.outcome),
-        entry.score,
-        json.dumps([d.to_dict() for d in entry.differences], ensure_ascii=False),
-        entry.reason_en,
-        entry.reason_zh,
-        now,
-    )
-
-
-def _options_json(options: ReconcileOptions) -> str:
-    return json.dumps(
-        {
-            "amount_tolerance": str(options.amount_tolerance),
-            "date_window_days": options.date_window_days,
-            "date_from": options.date_from.isoformat() if options.date_from else None,
-            "date_to": options.date_to.isoformat() if options.date_to else None,
-            "name_threshold": options.name_threshold,
-            "workers": options.workers,
-        }
-    )
-
-
-def _options_from_json(text: str) -> ReconcileOptions:
-    data = json.loads(text)
-    defaults = ReconcileOptions()
-    day_from, day_to = data.get("date_from"), data.get("date_to")
-    return ReconcileOptions(
-        amount_tolerance=Decimal(str(data.get("amount_tolerance", defaults.amount_tolerance))),
-        date_window_days=int(data.get("date_window_days", defaults.date_window_days)),
-        date_from=date.fromisoformat(day_from) if day_from else None,
-        date_to=date.fromisoformat(day_to) if day_to else None,
-        name_threshold=float(data.get("name_threshold", defaults.name_threshold)),
-        workers=int(data.get("workers", defaults.workers)),
-    )
-
-
-def save_outcomes(db_path: Path, result: Reconciliation, ledger: LedgerImport | None = None) -> int:
-    """Replace the previous outcomes (and ledger rows) in the index database; returns rows written.
-
-    The run's options are kept too (``load_options``), for ``rematch_document`` to match the same way.
-    """
-    now = time.time()
-    records = [_record(entry, now) for entry in result.entries]
-    try:
-        db = sqlite3.connect(db_path, timeout=30)
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot open the index {db_path}: {exc}") from exc
-    try:
-        with db:
-            db.executescript(SCHEMA)
-            db.execute("DELETE FROM reconciliation")
-            db.executemany("INSERT INTO reconciliation VALUES (?, ?, ?, ?, ?, ?, ?, ?)", records)
-            db.execute("DELETE FROM reconciliation_options")
-            db.execute(
-                "INSERT INTO reconciliation_options VALUES (?, ?)", (_options_json(result.options), now)
-            )
-            if ledger is not None:
-                db.execute("DELETE FROM ledger_rows")
-                db.executemany(
-                    f"INSERT INTO ledger_rows VALUES (?, ?, {', '.join('?' for _ in FIELDS)}, ?, ?)",
-                    (
-                        (
-                            row.row_number,
-                            str(ledger.path),
-                            *(_show(name, row.value(name)) for name in FIELDS),
-                            json.dumps(row.raw, ensure_ascii=False),
-                            now,
-                        )
-                        for row in ledger.rows
-                    ),
-                )
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot write the reconciliation to {db_path}: {exc}") from exc
-    finally:
-        db.close()
-    return len(records)
-
-
-def load_outcomes(db_path: Path) -> list[dict[str, Any]]:
-    """The stored outcomes (for tests and tools); an index never reconciled gives an empty list."""
-    db = sqlite3.connect(db_path, timeout=30)
-    db.row_factory = sqlite3.Row
-    try:
-        rows = db.execute("SELECT * FROM reconciliation ORDER BY rowid").fetchall()
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        db.close()
-    return [{**dict(row), "differences": json.loads(row["differences"] or "[]")} for row in rows]
-
-
-def _ledger_rows(db: sqlite3.Connection, with_raw: bool = True) -> list[LedgerRow]:
-    """The stored ledger rows; none (not an error) when no ledger was ever imported."""
-    columns = ", ".join(("row_number", *FIELDS, "raw" if with_raw else "NULL AS raw"))
-    try:
-        rows = db.execute(f"SELECT {columns} FROM ledger_rows ORDER BY row_number").fetchall()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return []
-        raise
-    out = []
-    for row in rows:
-        values: dict[str, Any] = {name: row[k] for k, name in enumerate(FIELDS, start=1)}
-        values["issue_date"] = as_date(values["issue_date"])
-        for name in AMOUNT_FIELDS:
-            values[name] = Decimal(values[name]) if values[name] is not None else None
-        raw = json.loads(row[-1]) if with_raw else {}
-        out.append(LedgerRow(row_number=row[0], raw=raw, **values))
-    return out
-
-
-def load_ledger_rows(db_path: Path) -> list[LedgerRow]:
-    """The ledger rows of the last run, as stored by ``save_outcomes`` (e.g. to re-match one invoice
-    after a review correction: ``reconcile([invoice], load_ledger_rows(path))``)."""
-    db = sqlite3.connect(db_path, timeout=30)
-    try:
-        return _ledger_rows(db)
-    finally:
-        db.close()
-
-
-def load_options(db_path: Path) -> ReconcileOptions | None:
-    """The options of the last run, if ``save_outcomes`` kept them (runs before it did: None)."""
-    db = sqlite3.connect(db_path, timeout=30)
-    try:
-        return _stored_options(db)
-    finally:
-        db.close()
-
-
-def _stored_options(db: sqlite3.Connection) -> ReconcileOptions | None:
-    try:
-        row = db.execute(
-            "SELECT options FROM reconciliation_options ORDER BY reconciled_at DESC LIMIT 1"
-        ).fetchone()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return None
-        raise
-    if row is None:
-        return None
-    try:
-        return _options_from_json(row[0])
-    except (ValueError, TypeError, ArithmeticError, AttributeError, InputError) as exc:
-        log.warning("the stored reconcile options cannot be read (%s): using the defaults", exc)
-        return None
-
-
-# ---- one invoice again, after a review correction ---------------------------------------------------------
-
-_CLAIMING = frozenset({str(Outcome.MATCHED), str(Outcome.MATCHED_WITH_DIFFERENCES), str(Outcome.DUPLICATE)})
-_SHOWN = frozenset({str(Outcome.MATCHED), str(Outcome.MATCHED_WITH_DIFFERENCES)})
-
-# The ledger's values the review tool shows beside an invoice's fields.
-LEDGER_VALUE_FIELDS = tuple(name for name in FIELDS if name != "buyer_tax_id")
-
-
-def _is_scanned_twice(outcome: str, reason_en: str | None) -> bool:
-    return outcome == Outcome.DUPLICATE and (reason_en or "").startswith(SCANNED_TWICE_EN)
-
-
-def _scan_of(reason_en: str | None, document_id: str) -> bool:
-    """A scanned-twice reason that names ``document_id`` as the scan reconciled instead."""
-    return f"({document_id[:12]}){SCANNED_TWICE_TAIL_EN}" in (reason_en or "")
-
-
-def _latest_outcomes(db: sqlite3.Connection) -> tuple[dict[str, list[sqlite3.Row]], list[sqlite3.Row]]:
-    """Each document's rows of its latest outcome, and the rows of lone ledger rows."""
-    rows = db.execute(
-        "SELECT document_id, ledger_row, outcome, reason_en, reconciled_at FROM reconciliation ORDER BY rowid"
-    ).fetchall()
-    by_document: dict[str, list[sqlite3.Row]] = defaultdict(list)
-    lone: list[sqlite3.Row] = []
-    for row in rows:
-        if row["document_id"] is None:
-            lone.append(row)
-        else:
-            by_document[row["document_id"]].append(row)
-    for document_id, found in by_document.items():
-        newest = max(row["reconciled_at"] or 0.0 for row in found)
-        by_document[document_id] = [row for row in found if (row["reconciled_at"] or 0.0) == newest]
-    return by_document, lone
-
-
-def _resolve(store: Store, document_id: str) -> dict[str, Any]:
-    matches = store.index.get(document_id)
-    if not matches:
-        raise NotFound(f"no document with id {document_id!r} in the store")
-    if len(matches) > 1:
-        raise NotFound(f"id prefix {document_id!r} is ambiguous: give more characters")
-    return matches[0]
-
-
-def _same_invoice_rows(store: Store, row: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Other stored documents with this invoice's number (exactly, or in canonical form) and a code
-    that does not contradict it: scans of the same invoice, to be reconciled together."""
-    from pipeline.store.index import Query
-
-    number = str(row.get("invoice_number") or "").strip()
-    key = canonical_id(number)
-    if not key:
-        return []
-    code = canonical_id(row.get("invoice_code"))
-    out: dict[str, dict[str, Any]] = {}
-    for wanted in dict.fromkeys((number, key)):
-        for other in store.index.query(Query(number=wanted)):
-            other_code = canonical_id(other.get("invoice_code"))
-            if canonical_id(other.get("invoice_number")) == key and (
-                not code or not other_code or code == other_code
-            ):
-                out[other["document_id"]] = other
-    out.pop(row["document_id"], None)
-    return list(out.values())
-
-
-def rematch_document(store: Store, document_id: str) -> Entry | None:
-    """Match one invoice again, from its current index row (after a review correction).
-
-    Returns None, changing nothing, when no ledger was ever imported into the index. Otherwise the
-    invoice is reconciled with the options of the last run (defaults if none were kept) against the
-    ledger rows no other invoice claims in the latest outcomes: a row matched to another invoice
-    stays with it. Other scans of the same invoice (same number, or named as the scan reconciled in
-    a scanned-twice outcome of this one) are reconciled with it, so a duplicate scan is still found.
-    The invoice's outcome row (and those of its scans) is replaced; the ledger rows it now claims
-    lose their ``no_invoice_scanned`` row, and the rows it released get one again. Returns the new
-    outcome, or None when the invoice has none (not an invoice, or outside the run's period).
-    """
-    started = time.perf_counter()
-    db_path = Path(store.index.path)
-    try:
-        db = sqlite3.connect(db_path, timeout=30, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot open the index {db_path}: {exc}") from exc
-    try:
-        try:
-            if not db.execute("SELECT 1 FROM ledger_rows LIMIT 1").fetchone():
-                return None
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return None
-            raise
-        index_row = _resolve(store, document_id)
-        document_id = str(index_row["document_id"])
-        db.row_factory = sqlite3.Row
-        db.execute("BEGIN IMMEDIATE")  # one re-match at a time: the claims read stay true until written
-        try:
-            entry = _rematch(store, db, index_row)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot re-match {document_id[:12]} in {db_path}: {exc}") from exc
-    finally:
-        db.close()
-    log.info(
-        "re-matched %s against the ledger in %.2fs: %s%s",
-        document_id[:12],
-        time.perf_counter() - started,
-        entry.outcome if entry else "no outcome",
-        f" (row {entry.ledger_row.row_number})" if entry and entry.ledger_row else "",
-    )
-    return entry
-
-
-def _rematch(store: Store, db: sqlite3.Connection, index_row: dict[str, Any]) -> Entry | None:
-    document_id = str(index_row["document_id"])
-    ledger = _ledger_rows(db, with_raw=False)
-    options = _stored_options(db) or ReconcileOptions()
-    outcomes, lone = _latest_outcomes(db)
-
-    # The invoices reconciled together: this one and its scans, old and new.
-    group: dict[str, dict[str, Any]] = {document_id: index_row}
-    for other in _same_invoice_rows(store, index_row):
-        group[other["document_id"]] = other
-    todo = list(group)
-    while todo:
-        primary = todo.pop()
-        for other_id, rows in outcomes.items():
-            if other_id in group or not any(
-                _is_scanned_twice(r["outcome"], r["reason_en"]) and _scan_of(r["reason_en"], primary)
-                for r in rows
-            ):
-                continue
-            found = store.index.get(other_id)
-            if len(found) == 1 and found[0]["document_id"] == other_id:
-                group[other_id] = found[0]
-                todo.append(other_id)
-
-    # Rows claimed by other invoices stay theirs (a scanned-twice outcome only points at its scan's row),
-    # and so do the rows that repeat them (booked twice).
-    claimed = {
-        int(r["ledger_row"])
-        for other_id, rows in outcomes.items()
-        if other_id not in group
-        for r in rows
-        if r["ledger_row"] is not None
-        and r["outcome"] in _CLAIMING
-        and not _is_scanned_twice(r["outcome"], r["reason_en"])
-    }
-    free = [row.row_number not in claimed for row in ledger]
-    if claimed and any(r["outcome"] == Outcome.DUPLICATE for r in lone):
-        bookings = _Matcher([], ledger, options)
-        bookings.group_bookings()
-        for k, head in enumerate(bookings.booking_of.tolist()):
-            if head >= 0 and not free[head]:
-                free[k] = False
-    pool = [row for row, keep in zip(ledger, free, strict=True) if keep]
-    pool_numbers = {row.row_number for row in pool}
-
-    result = reconcile(invoices_from_index(group[k] for k in sorted(group)), pool, options)
-
-    mine = [e for e in result.entries if e.invoice is not None]
-    touched = {
-        int(r["ledger_row"])
-        for rows in (outcomes.get(k, []) for k in group)
-        for r in rows
-        if r["ledger_row"] is not None
-    }
-    for e in mine:
-        if e.ledger_row is not None:
-            touched.add(e.ledger_row.row_number)
-        touched.update(e.related_rows)
-    touched &= pool_numbers
-    rows_out = [
-        e for e in result.entries if e.invoice is None and e.ledger_row and e.ledger_row.row_number in touched
-    ]
-    now = time.time()
-    ids = sorted(group)
-    db.execute(f"DELETE FROM reconciliation WHERE document_id IN ({', '.join('?' for _ in ids)})", ids)
-    if touched:
-        numbers = sorted(touched)
-        db.execute(
-            "DELETE FROM reconciliation WHERE document_id IS NULL "
-            f"AND ledger_row IN ({', '.join('?' for _ in numbers)})",
-            numbers,
-        )
-    db.executemany(
-        "INSERT INTO reconciliation VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [_record(e, now) for e in (*mine, *rows_out)],
-    )
-    return next((e for e in mine if e.invoice and e.invoice.document_id == document_id), None)
-
-
-def ledger_values(store: Store, document_id: str) -> dict[str, str]:
-    """The ledger row's values (by field name, as stored) for the invoice's latest outcome when it is
-    matched or matched with differences; ``{}`` otherwise, or when nothing was reconciled."""
-    matches = store.index.get(document_id)
-    if len(matches) == 1:
-        document_id = str(matches[0]["document_id"])
-    db_path = Path(store.index.path)
-    try:
-        db = sqlite3.connect(db_path, timeout=30)
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot open the index {db_path}: {exc}") from exc
-    try:
-        latest = db.execute(
-            "SELECT ledger_row, outcome FROM reconciliation WHERE document_id = ? "
-            "ORDER BY reconciled_at DESC, rowid DESC LIMIT 1",
-            (document_id,),
-        ).fetchone()
-        if latest is None or latest[0] is None or latest[1] not in _SHOWN:
-            return {}
-        row = db.execute(
-            f"SELECT {', '.join(LEDGER_VALUE_FIELDS)} FROM ledger_rows WHERE row_number = ?", (latest[0],)
-        ).fetchone()
-    except sqlite3.OperationalError as exc:  # never reconciled (no tables), or busy: nothing to show
-        log.debug("no ledger values for %s: %s", document_id[:12], exc)
-        return {}
-    finally:
-        db.close()
-    if row is None:
-        return {}
-    return {
-        name: str(value) for name, value in zip(LEDGER_VALUE_FIELDS, row, strict=True) if value is not None
-    }

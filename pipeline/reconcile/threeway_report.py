@@ -1,0 +1,373 @@
+"""Reports of a three-way reconciliation: one row per invoice across held, ledger and tax platform.
+
+CSV (UTF-8 with BOM), XLSX (a summary sheet with counts and amounts per outcome, a sheet per
+outcome, the import problems) and one self-contained HTML page whose rows link the page images.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import StorageError
+from pipeline.reconcile.platform import FORMAT_LABELS, STATUS_LABELS, PlatformImport
+from pipeline.reconcile.report import HTML_MAX_ROWS, _csv_safe, _link, write_workbook
+from pipeline.reconcile.sources import FIELD_LABELS, LedgerImport, RowProblem
+from pipeline.reconcile.tables import line_differences
+from pipeline.reconcile.threeway import LINE_LABELS, Line, LineOutcome, ThreeWay
+
+log = logging.getLogger(__name__)
+
+CSV_NAME = "reconciliation.csv"
+XLSX_NAME = "reconciliation.xlsx"
+HTML_NAME = "reconciliation.html"
+PROBLEMS_NAME = "import-problems.csv"
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("outcome", "结果"),
+    ("also", "其他问题"),
+    ("held", "持有发票"),
+    ("booked", "已入账"),
+    ("on_platform", "税务平台"),
+    ("platform_status", "平台状态"),
+    ("risk", "风险等级"),
+    ("deducted", "已勾选"),
+    ("invoice_code", "发票代码"),
+    ("invoice_number", "发票号码"),
+    ("issue_date", "开票日期"),
+    ("total_amount", "价税合计（票面）"),
+    ("ledger_total_amount", "价税合计（台账）"),
+    ("platform_total_amount", "价税合计（平台）"),
+    ("seller_name", "销售方名称"),
+    ("platform_seller_name", "销售方名称（平台）"),
+    ("reversed_amount", "已红冲金额"),
+    ("remaining_amount", "红冲后剩余"),
+    ("reverses", "冲销的蓝字发票"),
+    ("platform_items", "平台明细行数"),
+    ("document_id", "文档ID"),
+    ("source_name", "文件"),
+    ("ledger_row", "台账行"),
+    ("platform_source", "平台文件:行"),
+    ("differences", "差异"),
+    ("reason_en", "reason"),
+    ("reason_zh", "原因"),
+    ("page_image", "发票图片"),
+)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:.2f}" if hasattr(value, "quantize") else str(value)
+
+
+def _yes(flag: bool) -> str:
+    return "yes 是" if flag else ""
+
+
+def _describe_differences(line: Line) -> str:
+    parts = []
+    for d in line_differences(line):
+        label = FIELD_LABELS[d["field"]][0]
+        if "platform" in d:
+            parts.append(
+                f"{label}: document {d['document'] or '(empty)'}, platform {d['platform'] or '(empty)'}"
+            )
+        else:
+            parts.append(f"{label}: invoice {d['invoice'] or '(empty)'}, ledger {d['ledger'] or '(empty)'}")
+    return "; ".join(parts)
+
+
+def line_record(line: Line, links: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One report row as a flat dict keyed by ``COLUMNS`` names."""
+    inv, row, p = line.invoice, line.ledger_row, line.platform
+    document = inv or row
+    status = STATUS_LABELS[p.status] if p else None
+    reversal = line.reversal
+    return {
+        "outcome": str(line.outcome),
+        "also": ", ".join(str(code) for code in line.also),
+        "held": _yes(line.in_held),
+        "booked": _yes(line.in_ledger),
+        "on_platform": _yes(line.in_platform),
+        "platform_status": f"{status[0]} {status[1]}" if status else "",
+        "risk": _text(p.risk) if p else "",
+        "deducted": _yes(p.deducted) if p else "",
+        "invoice_code": _text(line.invoice_code),
+        "invoice_number": _text(line.invoice_number),
+        "issue_date": _text(line.issue_date),
+        "total_amount": _text(document.total_amount) if document else "",
+        "ledger_total_amount": _text(row.total_amount) if row else "",
+        "platform_total_amount": _text(p.total_amount) if p else "",
+        "seller_name": _text(document.seller_name) if document else "",
+        "platform_seller_name": _text(p.seller_name) if p else "",
+        "reversed_amount": _text(reversal.reversed_amount) if reversal else "",
+        "remaining_amount": _text(reversal.remaining) if reversal else "",
+        "reverses": _text(line.reverses),
+        "platform_items": len(p.items) if p and p.items else "",
+        "document_id": inv.document_id if inv else "",
+        "source_name": inv.source_name if inv else "",
+        "ledger_row": row.row_number if row else "",
+        "platform_source": p.where if p else "",
+        "differences": _describe_differences(line),
+        "reason_en": line.reason_en,
+        "reason_zh": line.reason_zh,
+        "page_image": (links or {}).get(inv.document_id, "") if inv else "",
+    }
+
+
+def summary_rows(result: ThreeWay) -> list[tuple[str, str, str, int, str]]:
+    """(code, English, Chinese, count, amount) per outcome that occurs."""
+    return [(code, en, zh, count, f"{amount:.2f}") for code, en, zh, count, amount in result.summary()]
+
+
+class _Records:
+    """Each line's report record, made once for the CSV, the XLSX and the HTML."""
+
+    def __init__(self, links: Mapping[str, str] | None) -> None:
+        self.links = links
+        self._made: dict[int, dict[str, Any]] = {}
+
+    def __call__(self, line: Line) -> dict[str, Any]:
+        found = self._made.get(id(line))
+        if found is None:
+            found = self._made[id(line)] = line_record(line, self.links)
+        return found
+
+
+def write_csv(
+    path: Path, result: ThreeWay, links: Mapping[str, str] | None = None, records: Any = None
+) -> Path:
+    records = records or _Records(links)
+    names = [name for name, _ in COLUMNS]
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        for line in result.lines:
+            record = records(line)
+            writer.writerow([_csv_safe(record[name]) for name in names])
+    return path
+
+
+def _problems(
+    ledger: LedgerImport | None, platform: Sequence[PlatformImport]
+) -> list[tuple[str, RowProblem]]:
+    out = [(ledger.path.name, p) for p in ledger.problems] if ledger else []
+    for imported in platform:
+        out += [(imported.path.name, p) for p in imported.problems]
+    return out
+
+
+def write_problems_csv(path: Path, problems: Sequence[tuple[str, RowProblem]]) -> Path:
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "row", "field", "value", "skipped", "problem", "问题"])
+        for name, p in problems:
+            writer.writerow(
+                [
+                    name,
+                    p.row_number,
+                    p.field or "",
+                    _csv_safe(p.value),
+                    "yes" if p.skipped else "",
+                    p.message,
+                    p.message_zh,
+                ]
+            )
+    return path
+
+
+def run_facts(
+    result: ThreeWay, ledger: LedgerImport | None, platform: Sequence[PlatformImport]
+) -> list[tuple[str, str]]:
+    options = result.options
+    facts = [("reconciled at 核对时间", time.strftime("%Y-%m-%d %H:%M:%S"))]
+    if ledger is not None:
+        facts.append(("ledger 台账", ledger.describe()))
+    for imported in platform:
+        facts.append(("tax platform 税务平台", imported.describe()))
+    if result.platform_dates:
+        first, last = result.platform_dates
+        facts.append(("platform dates 平台日期范围", f"{first} – {last}"))
+    facts += [
+        ("period 期间", f"{options.date_from or '…'} – {options.date_to or '…'}"),
+        ("amount tolerance 金额容差", str(options.amount_tolerance)),
+        ("lines 行数", str(len(result.lines))),
+    ]
+    return facts
+
+
+def _rows(lines: Sequence[Line], records: Any) -> Iterator[Sequence[Any]]:
+    """A sheet's rows, without the columns every line of the sheet leaves empty (a platform-only
+    invoice has no held document, no ledger row ...): the sheet stays readable, and quick to write."""
+    made = [records(line) for line in lines]
+    kept = [(name, label) for name, label in COLUMNS if any(record[name] != "" for record in made)]
+    yield [f"{name} {label}" for name, label in kept]
+    for record in made:
+        yield [record[name] for name, _ in kept]
+
+
+def write_xlsx(
+    path: Path,
+    result: ThreeWay,
+    ledger: LedgerImport | None,
+    platform: Sequence[PlatformImport],
+    links: Mapping[str, str] | None = None,
+    records: Any = None,
+) -> Path:
+    records = records or _Records(links)
+    summary: list[Sequence[Any]] = [["outcome", "英文", "结果", "count 数量", "amount 价税合计"]]
+    summary += [list(row) for row in summary_rows(result)]
+    summary += [[], *([k, v] for k, v in run_facts(result, ledger, platform))]
+    sheets: list[tuple[str, Iterable[Sequence[Any]]]] = [("Summary 汇总", summary)]
+    for code in LineOutcome:
+        lines = result.of(code)
+        if lines:
+            sheets.append((str(code), _rows(lines, records)))
+    problems: list[Sequence[Any]] = [
+        ["file 文件", "row 行", "field 字段", "value 值", "skipped 跳过", "problem", "问题"]
+    ]
+    for name, p in _problems(ledger, platform):
+        problems.append(
+            [name, p.row_number, p.field or "", p.value, "yes" if p.skipped else "", p.message, p.message_zh]
+        )
+    sheets.append(("problems 导入问题", problems))
+    write_workbook(path, sheets)
+    return path
+
+
+_CSS = """
+body{font-family:-apple-system,"Segoe UI","PingFang SC","Microsoft YaHei","Noto Sans CJK SC",sans-serif;
+margin:2em;color:#222}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em}table{border-collapse:collapse;font-size:.85em;width:100%}
+th,td{border:1px solid #ccc;padding:.3em .5em;vertical-align:top;text-align:left}th{background:#f3f3f3}
+td.num{text-align:right;white-space:nowrap}.facts td{border:none;padding:.1em .8em .1em 0}
+.bad{color:#cf222e}.warn{color:#9a6700}.good{color:#1a7f37}.zh{color:#555}.note{color:#555;font-style:italic}
+.mark{text-align:center}summary{cursor:pointer;font-weight:bold}
+"""
+_GOOD = {LineOutcome.MATCHED}
+_WARN = {LineOutcome.MATCHED_WITH_DIFFERENCES, LineOutcome.HIGH_RISK, LineOutcome.DUPLICATE}
+
+
+def _css_class(code: LineOutcome) -> str:
+    return "good" if code in _GOOD else "warn" if code in _WARN else "bad"
+
+
+def write_html(
+    path: Path,
+    result: ThreeWay,
+    ledger: LedgerImport | None,
+    platform: Sequence[PlatformImport],
+    links: Mapping[str, str] | None = None,
+    records: Any = None,
+) -> Path:
+    """One self-contained file: inline style, no scripts; page images linked relative to the report."""
+    e = html.escape
+    base = path.parent.resolve()
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="zh-CN"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<title>Reconciliation 发票三方核对</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>Invoices held, ledger and tax platform 发票、台账与税务平台三方核对</h1>",
+        '<table class="facts">',
+        *(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in run_facts(result, ledger, platform)),
+        "</table>",
+        "<h2>Summary 汇总</h2>",
+        "<table><tr><th>outcome 结果</th><th>code</th><th>count 数量</th><th>amount 价税合计</th></tr>",
+    ]
+    for code, en, zh, count, amount in summary_rows(result):
+        cls = _css_class(LineOutcome(code))
+        out.append(
+            f'<tr><td><a class="{cls}" href="#{code}">{e(en)} {e(zh)}</a></td><td>{code}</td>'
+            f'<td class="num">{count}</td><td class="num">{amount}</td></tr>'
+        )
+    out.append("</table>")
+    for code in LineOutcome:
+        lines = result.of(code)
+        if not lines:
+            continue
+        en, zh = LINE_LABELS[code]
+        out.append(f'<h2 id="{code}" class="{_css_class(code)}">{e(en)} {e(zh)} ({len(lines)})</h2>')
+        if len(lines) > HTML_MAX_ROWS:
+            out.append(
+                f'<p class="note">The first {HTML_MAX_ROWS} of {len(lines)} are shown; the CSV and XLSX hold them all. '
+                f"仅显示前 {HTML_MAX_ROWS} 条（共 {len(lines)} 条）。</p>"
+            )
+        out.append(_html_table(lines[:HTML_MAX_ROWS], links or {}, base, records or _Records(links)))
+    problems = _problems(ledger, platform)
+    out.append(f"<h2>Import problems 导入问题 ({len(problems)})</h2>")
+    if problems:
+        out.append("<details><summary>show 展开</summary><table>")
+        out.append("<tr><th>file 文件</th><th>row 行</th><th>value 值</th><th>problem 问题</th></tr>")
+        for name, p in problems[:HTML_MAX_ROWS]:
+            skipped = " (skipped 已跳过)" if p.skipped else ""
+            out.append(
+                f'<tr><td>{e(name)}</td><td class="num">{p.row_number}</td><td>{e(p.value)}</td>'
+                f'<td>{e(p.message)}{skipped}<br><span class="zh">{e(p.message_zh)}</span></td></tr>'
+            )
+        out.append("</table></details>")
+    else:
+        out.append('<p class="note">none 无</p>')
+    out.append("</body></html>")
+    path.write_text("\n".join(out), encoding="utf-8")
+    return path
+
+
+def _html_table(lines: Sequence[Line], links: Mapping[str, str], base: Path, records: Any) -> str:
+    e = html.escape
+    rows = [
+        "<table><tr><th>invoice 发票</th><th>number 号码</th><th>date 日期</th><th>total 价税合计</th>"
+        "<th>seller 销售方</th><th>held 持有</th><th>ledger 台账</th><th>platform 平台</th><th>reason 原因</th></tr>"
+    ]
+    for line in lines:
+        record = records(line)
+        if line.invoice is not None:
+            name = e(line.invoice.source_name or line.invoice.document_id[:12])
+            url = links.get(line.invoice.document_id)
+            file_cell = f'<a href="{e(_link(url, base))}">{name}</a>' if url else name
+        else:
+            file_cell = '<span class="note">not held 无发票</span>'
+        status = e(record["platform_status"]) if line.platform else "—"
+        rows.append(
+            f"<tr><td>{file_cell}</td><td>{e(record['invoice_code'])} {e(record['invoice_number'])}</td>"
+            f'<td>{e(record["issue_date"])}</td><td class="num">{e(_text(line.total))}</td>'
+            f"<td>{e(record['seller_name'] or record['platform_seller_name'])}</td>"
+            f'<td class="mark">{"✓" if line.in_held else "—"}</td>'
+            f'<td class="mark">{record["ledger_row"] or "—"}</td><td>{status}</td>'
+            f'<td>{e(line.reason_en)}<br><span class="zh">{e(line.reason_zh)}</span></td></tr>'
+        )
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def write_reports(
+    out_dir: Path,
+    result: ThreeWay,
+    ledger: LedgerImport | None,
+    platform: Sequence[PlatformImport],
+    links: Mapping[str, str] | None = None,
+) -> dict[str, Path]:
+    """CSV, XLSX, HTML and the import problems CSV in ``out_dir`` (created)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        records = _Records(links)
+        paths = {
+            "csv": write_csv(out_dir / CSV_NAME, result, links, records),
+            "xlsx": write_xlsx(out_dir / XLSX_NAME, result, ledger, platform, links, records),
+            "html": write_html(out_dir / HTML_NAME, result, ledger, platform, links, records),
+            "problems": write_problems_csv(out_dir / PROBLEMS_NAME, _problems(ledger, platform)),
+        }
+    except OSError as exc:
+        raise StorageError(f"cannot write the reports to {out_dir}: {exc.strerror or exc}") from exc
+    log.info("reports written to %s", out_dir)
+    return paths
+
+
+__all__ = ["FORMAT_LABELS", "line_record", "summary_rows", "write_reports"]
