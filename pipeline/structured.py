@@ -17,6 +17,9 @@ from pipeline.load.einvoice import normalise
 from pipeline.model import VAT_DOC_TYPES, Field, FieldSource, FieldStatus, StructuredInvoice, TextLine
 
 
+RED_LETTER_DATA = ("remarks", "original_invoice_code", "original_invoice_number")
+
+
 def same_value(name: str, page_value: object, data_value: str) -> bool:
     """Whether the page shows the data's value, in the field's own terms (amounts, dates, IDs)."""
     shown = normalise(name, str(page_value))
@@ -57,5 +60,12 @@ def merge_structured(
         if disagreement:
             merged.flag(f"the file's parts disagree: {disagreement}")
         fields[name] = merged
+    # What reconciliation links a red-letter invoice to its blue one by (pipeline.reconcile.redletter).
+    for name in RED_LETTER_DATA:
+        value = structured.extra.get(name)
+        if value and name not in structured.fields:
+            fields[name] = Field(
+                value=value, confidence=1.0, status=FieldStatus.OK, source=FieldSource.STRUCTURED
+            )
     items = list(structured.items) if structured.items else extraction.items
     return Extraction(extraction.doc_type, fields, items)

@@ -108,6 +108,15 @@ def test_red_letter_amounts_are_negative_and_consistent() -> None:
     assert sum_check and all(c.passed for c in sum_check), [c.to_dict() for c in sum_check]
 
 
+def test_red_letter_xml_names_its_blue_invoice_for_reconciliation() -> None:
+    path = EINVOICE_SAMPLES / "vat_e_general_red.xml"
+    fields = process_document(path.read_bytes(), path.name, SETTINGS).result.fields
+    remarks = str(fields["remarks"].value)
+    code, number = fields["original_invoice_code"], fields["original_invoice_number"]
+    assert code.source == number.source == FieldSource.STRUCTURED
+    assert f"{code.value}号码:{number.value}" in remarks.replace("：", ":")
+
+
 def test_real_ofd_invoices_have_every_key_field_right(eval_dir: Path) -> None:
     wrong = []
     labels = sorted((eval_dir / "ofd").glob("*.json"))
