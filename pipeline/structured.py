@@ -16,7 +16,6 @@ from pipeline.extract.vat import VAT_FIELDS, classify, extract_vat
 from pipeline.load.einvoice import normalise
 from pipeline.model import VAT_DOC_TYPES, Field, FieldSource, FieldStatus, StructuredInvoice, TextLine
 
-
 RED_LETTER_DATA = ("remarks", "original_invoice_code", "original_invoice_number")
 
 
