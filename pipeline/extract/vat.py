@@ -8,16 +8,22 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from pipeline.extract.layout import (
-    Accept,
     Hit,
     Row,
     build_rows,
     find_labels,
     normalize,
-    read_match,
     search_lines,
     spaced,
     value_after_label,
+)
+from pipeline.extract.parties import (
+    PARTIES,
+    cross_check,
+    find_party_blocks,
+    label_party,
+    read_party_value,
+    unlabelled_tax_id,
 )
 from pipeline.fapiao import fix_digits, fix_tax_id, parse_amount, parse_amount_words
 from pipeline.model import DocType, TextLine
@@ -40,6 +46,7 @@ VAT_FIELDS = (
     "tax_rates",
 )
 
+PARTY_FIELDS = ("buyer_name", "buyer_tax_id", "seller_name", "seller_tax_id")
 CODE_LABEL = re.compile(r"发票代码")
 NUMBER_LABEL = re.compile(r"发票号码|票号码|(?<![A-Za-z])No\.?(?=[\dOoIl])")
 DATE_LABEL = re.compile(r"开票日期")
@@ -208,18 +215,26 @@ def accept_check_code(text: str) -> str | None:
     return short.group(1) if short else None
 
 
-def _buyer_seller(
-    rows: Sequence[Row], label: re.Pattern[str], accept: Accept
-) -> tuple[Hit | None, Hit | None]:
-    """Buyer comes first in reading order on every layout (above the seller, or left of it)."""
-    hits: list[Hit] = []
-    for match in find_labels(rows, label):
-        hit = read_match(rows, match, accept, STOP)
-        if hit is not None and all(hit.lines != other.lines for other in hits):
-            hits.append(hit)
-    buyer = hits[0] if hits else None
-    seller = hits[1] if len(hits) > 1 else None
-    return buyer, seller
+def _parties(rows: Sequence[Row], lines: Sequence[TextLine], fully_digital: bool) -> dict[str, Hit | None]:
+    """Names and IDs from the block each label stands in (see ``parties``), never from the next block.
+
+    A block whose ID label has nothing after it (a private buyer) gives no ID; a block whose ID
+    label was not read falls back to an ID-shaped value under its name, sent to review.
+    """
+    found: dict[str, Hit | None] = dict.fromkeys(PARTY_FIELDS)
+    names = find_labels(rows, NAME_LABEL)
+    ids = find_labels(rows, TAX_ID_LABEL)
+    blocks = find_party_blocks(rows, lines, sorted(names + ids, key=lambda m: m.row.y0), fully_digital)
+    if blocks is None:
+        return found
+    for party in PARTIES:
+        name = read_party_value(rows, blocks, party, names, accept_name, STOP, below_rows=2.6)
+        tax_id = read_party_value(rows, blocks, party, ids, accept_tax_id, STOP, below_rows=1.6)
+        if tax_id is None and not any(label_party(blocks, match) == party for match in ids):
+            tax_id = unlabelled_tax_id(rows, blocks, party, names)
+        found[f"{party}_name"] = cross_check(blocks, party, name)
+        found[f"{party}_tax_id"] = cross_check(blocks, party, tax_id)
+    return found
 
 
 def _amounts_in_row(row: Row, after: int) -> list[Hit]:
@@ -248,8 +263,11 @@ def extract_vat(lines: Sequence[TextLine]) -> dict[str, Hit | None]:
         found["issue_date"] = dates[0] if dates else None
     found["check_code"] = value_after_label(rows, CHECK_LABEL, accept_check_code, STOP)
     found["machine_no"] = value_after_label(rows, MACHINE_LABEL, accept_digits(12), STOP)
-    found["buyer_name"], found["seller_name"] = _buyer_seller(rows, NAME_LABEL, accept_name)
-    found["buyer_tax_id"], found["seller_tax_id"] = _buyer_seller(rows, TAX_ID_LABEL, accept_tax_id)
+    fully_digital = classify(_text(found["title"]), page_text) in (
+        DocType.FULLY_DIGITAL_GENERAL,
+        DocType.FULLY_DIGITAL_SPECIAL,
+    )
+    found.update(_parties(rows, lines, fully_digital))
 
     found["total_amount_words"] = value_after_label(rows, WORDS_LABEL, accept_words)
     if found["total_amount_words"] is None:
