@@ -66,6 +66,7 @@ _OUR_RULES = frozenset(
         "qr_agrees",
         "name_shape",
         "derived",
+        "party_ids_distinct",
     }
 )
 _FIELD_LABELS = {
@@ -198,6 +199,7 @@ def _validate_vat(run: _Run, today: date) -> None:
     if payload is not None:
         _check_qr(run, payload)
     _check_party_names(run)
+    _check_party_ids(run)
     _check_mandatory(run)
 
 
@@ -530,6 +532,20 @@ def _check_party_names(run: _Run) -> None:
         run.check(f"name_shape:{name}", ok, (name,), text)
         if not ok:
             run.flag(name, f"name '{text}' does not end like an organisation name: it may be cut off")
+
+
+def _check_party_ids(run: _Run) -> None:
+    """Buyer and seller are two parties: one ID read for both means one of them was taken from the
+    other's block (a private buyer's empty ID cell, a shifted print), so neither is accepted."""
+    buyer, seller = run.text("buyer_tax_id"), run.text("seller_tax_id")
+    if buyer is None or seller is None:
+        return
+    ok = buyer.upper() != seller.upper()
+    run.check("party_ids_distinct", ok, ("buyer_tax_id", "seller_tax_id"), f"buyer {buyer}, seller {seller}")
+    if not ok:
+        reason = f"buyer and seller have the same taxpayer ID {buyer}: one was read from the other's block"
+        run.flag("buyer_tax_id", reason)
+        run.flag("seller_tax_id", reason)
 
 
 def _check_mandatory(run: _Run) -> None:

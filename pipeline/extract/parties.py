@@ -133,6 +133,12 @@ def _markers(lines: Sequence[TextLine]) -> list[Marker]:
     return found
 
 
+def _line_of(row: Row, pattern: re.Pattern[str]) -> TextLine:
+    """The line of ``row`` where ``pattern`` starts (rows may also hold tall vertical text)."""
+    match = pattern.search(row.text)
+    return row.lines[row.line_at(match.start() if match else 0)]
+
+
 def _side_marks(lines: Sequence[TextLine]) -> list[TextLine]:
     return [line for line in lines if SIDE_MARK.match(normalize(line.text))]
 
@@ -152,26 +158,37 @@ def find_party_blocks(
     markers = [marker for marker in markers if marker.line.page == page]
     page_lines = [line for line in lines if line.page == page]
     page_rows = [row for row in rows if row.page == page]
-    heights = sorted(match.row.height for match in labels) or sorted(line.height for line in page_lines)
+    # Heights of the label lines themselves: rows may hold the tall vertical titles.
+    heights = sorted(match.first_line.height for match in labels) or sorted(
+        line.height for line in page_lines
+    )
     row_height = max(heights[len(heights) // 2], 1.0)
     left = min(line.x0 for line in page_lines)
     right = max(line.x1 for line in page_lines)
     width = max(right - left, 1.0)
 
     points = [(label_point(match), match) for match in labels]
-    tops = [match.row.y0 for match in labels] + [marker.line.y0 for marker in markers]
+    tops = [match.first_line.y0 for match in labels] + [marker.line.y0 for marker in markers]
     top = min(tops) - row_height
     first_label_y = min(tops)
     header = next(
         (
-            row
+            line
             for row in page_rows
-            if row.y0 > first_label_y and TABLE_HEADER.search(row.text) and re.search("金额|数量", row.text)
+            if TABLE_HEADER.search(row.text) and re.search("金额|数量", row.text)
+            for line in (_line_of(row, TABLE_HEADER),)
+            if line.y0 > first_label_y
         ),
         None,
     )
     totals = next(
-        (row for row in page_rows if TOTALS.search(row.text) and (header is None or row.y0 > header.y0)),
+        (
+            line
+            for row in page_rows
+            if TOTALS.search(row.text)
+            for line in (_line_of(row, TOTALS),)
+            if header is None or line.y0 > header.y0
+        ),
         None,
     )
 
