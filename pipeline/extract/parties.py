@@ -192,27 +192,25 @@ def find_party_blocks(
         None,
     )
 
-    # Side by side: two labels of one kind on one row far apart, or the two marks so.
+    # Side by side: two labels of one kind on one row far apart, or the two marks so, above the goods
+    # table (below the totals, the remarks may print a 名称 of their own: "酒店名称").
+    table_top = header.y0 if header is not None else totals.y0 if totals is not None else math.inf
     pair: tuple[float, float] | None = None
     for (a_point, a), (b_point, b) in ((p, q) for i, p in enumerate(points) for q in points[i + 1 :]):
         same_kind = a.row.text[a.start : a.end][-2:] == b.row.text[b.start : b.end][-2:]
         same_row = abs(a_point[1] - b_point[1]) < 0.6 * row_height
-        if same_kind and same_row and abs(a_point[0] - b_point[0]) > 0.25 * width:
+        if same_kind and same_row and a_point[1] < table_top and abs(a_point[0] - b_point[0]) > 0.25 * width:
             pair = (min(a_point[0], b_point[0]), max(a_point[0], b_point[0]))
             break
     buyer_marks = [m.line for m in markers if m.party == "buyer"]
     seller_marks = [m.line for m in markers if m.party == "seller"]
     marks_side_by_side = any(
-        s.x0 - b.x1 > 0.25 * width and min(s.y1, b.y1) - max(s.y0, b.y0) > 0
+        s.x0 - b.x1 > 0.25 * width and min(s.y1, b.y1) - max(s.y0, b.y0) > 0 and s.y0 < table_top
         for b in buyer_marks
         for s in seller_marks
     )
-    columns = pair is not None or marks_side_by_side
-    if not columns and fully_digital:
-        # 全电 unless the labels clearly sit above the table and below the totals.
-        above = any(p[1] < (header.y0 if header else -math.inf) for p, _ in points)
-        below = any(p[1] > (totals.y1 if totals else math.inf) for p, _ in points)
-        columns = not (above and below)
+    below_totals = totals is not None and any(p[1] > totals.y1 for p, _ in points)
+    columns = (pair is not None or marks_side_by_side or fully_digital) and not below_totals
 
     if columns:
         bottom = header.y0 if header is not None else max(p[1] for p, _ in points) + 4 * row_height
@@ -246,7 +244,7 @@ def find_party_blocks(
         markers=markers,
     )
     # The cipher area and the remarks start where their vertical titles stand.
-    label_right = max((p[0] for p, _ in points), default=left) + 5 * row_height
+    label_right = min((p[0] for p, _ in points), default=left) + 5 * row_height
     for mark in _side_marks(page_lines):
         if mark.x0 <= label_right:
             continue
