@@ -307,10 +307,9 @@ def _derive_amounts(run: _Run, words_total: Decimal | None, payload: QrPayload |
     """
     total = words_total if words_total is not None else run.amount("total_amount")
     total_field = run.field("total_amount")
-    if total is None or (
-        words_total is None and (total_field is None or total_field.status != FieldStatus.OK)
-    ):
+    if total is None or total_field is None:
         return False
+    total_weak = words_total is None and total_field.status != FieldStatus.OK
     excl, tax = run.amount("amount_excl_tax"), run.amount("tax_amount")
     if excl is not None and tax is not None:
         return False
@@ -372,6 +371,9 @@ def _derive_amounts(run: _Run, words_total: Decimal | None, payload: QrPayload |
     present_ok = present_field is None or present_field.status == FieldStatus.OK
     by_words = words_total is not None and present_field is not None and present_ok
     accepted = not contradictions and (by_words or len(confirmations) >= 2) and present_ok
+    if total_weak and len(confirmations) < 2:
+        accepted = False
+        contradictions.append("the total it comes from needs review")
     if excl < 0 <= total or tax < 0 <= total:
         accepted = False
         contradictions.append("a derived amount is negative")

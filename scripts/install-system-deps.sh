@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the pipeline needs, only where missing:
-#   poppler-utils  renders PDFs (pdftoppm, used by pdf2image)
+#   poppler-utils  pdftoppm (pdf2image); the pipeline itself renders PDFs with pdfium
+#   poppler-data   the CJK maps without which poppler draws no Chinese from fonts a PDF does not
+#                  embed (--no-install-recommends would leave it out)
 #   a CJK font     renders the sample invoices (scripts/make_samples.py)
 # With --test, also what the test suite needs:
 #   chromium, chromium-driver  the headless browser the review page's tests drive (no download)
@@ -8,6 +10,7 @@ set -euo pipefail
 
 missing=()
 command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
+[ -d /usr/share/poppler/cMap ] || missing+=(poppler-data)
 if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
   missing+=(fonts-wqy-zenhei)
 fi

@@ -53,7 +53,8 @@ DATE_LABEL = re.compile(r"开票日期")
 CHECK_LABEL = re.compile(r"校验码")
 MACHINE_LABEL = re.compile(r"机器编号|机器编码")
 NAME_LABEL = re.compile(r"(?<![务目物品])名称")
-TAX_ID_LABEL = re.compile(r"纳税人识别号|统一社会信用代码(?:/纳税人识别号)?|识别号")
+# OCR misreads one character of the label now and then (识制号, 识房号, 纳统人): the label's shape stays.
+TAX_ID_LABEL = re.compile(r"统一社会信用代码(?:/纳.人识.号)?|纳.人识.号|纳税人识别|识别号")
 WORDS_LABEL = re.compile(r"大写")
 TOTAL_LABEL = re.compile(r"小写")
 SUM_LABEL = re.compile(r"(?<!税)合计")
@@ -136,10 +137,11 @@ def accept_name(text: str) -> str | None:
 
 
 def accept_tax_id(text: str) -> str | None:
-    match = re.match(r"[0-9A-Za-z]{15,20}", text)
+    # The rest of a label the pattern did not take ("/纳税人识制号：") may come before the ID.
+    match = re.match(r"(?:[^0-9A-Za-z]{1,12}(?=[0-9A-Za-z]{15}))?([0-9A-Za-z]{15,20})", text)
     if not match:
         return None
-    fixed, _ = fix_tax_id(match.group().upper())
+    fixed, _ = fix_tax_id(match.group(1).upper())
     return fixed
 
 
