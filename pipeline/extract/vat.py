@@ -65,7 +65,8 @@ STOP = re.compile(
 CAPITAL_CHARS = "零壹贰叁肆伍陆柒捌玖拾佰仟万亿元圆角分整正"
 WORDS_RUN = re.compile(f"[{CAPITAL_CHARS}]{{2,}}")
 AMOUNT_TOKEN = re.compile(r"¥?-?\d{1,3}(?:,\d{3})+\.\d{2}(?!\d)|¥?-?\d+\.\d{2}(?!\d)")
-YEN_AMOUNT = re.compile(r"¥-?\d[\d,]*\.\d{2}(?!\d)")
+# OCR reads a blurred ¥ as a Y now and then; a lone Y before an amount is that.
+YEN_AMOUNT = re.compile(r"(?:¥|(?<![0-9A-Za-z])Y)-?\d[\d,]*\.\d{2}(?!\d)")
 DATE_PATTERNS = (
     re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日?"),
     re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})"),
@@ -193,7 +194,11 @@ def looks_like_vat_invoice(text: str) -> bool:
     anchors = ("发票号码", "开票日期", "价税合计", "纳税人识别号", "发票代码", "税额")
     if "票据" in text and "发票" not in text:
         return False
-    return sum(anchor in text for anchor in anchors) >= 3
+    if sum(anchor in text for anchor in anchors) >= 3:
+        return True
+    # A blurred photo loses labels, but a printed VAT invoice title and two more labels still say it.
+    loose = ("发票号码", "发票代码", "票日期", "校验码", "价税合计", "纳税人", "税额", "小写", "大写")
+    return TITLE.search(text) is not None and sum(anchor in text for anchor in loose) >= 2
 
 
 def find_title(lines: Sequence[TextLine]) -> Hit | None:
@@ -320,10 +325,10 @@ def _settle_amounts(lines: Sequence[TextLine], found: dict[str, Hit | None]) -> 
     if excl is not None and tax is not None and Decimal(excl.text) + Decimal(tax.text) == total:
         return
     yen_hits = [
-        Hit(f"{parse_amount(m.group())}", (line,))
+        Hit(f"{parse_amount(m.group().lstrip('Y'))}", (line,))
         for line in lines
         for m in YEN_AMOUNT.finditer(normalize(line.text))
-        if parse_amount(m.group()) is not None
+        if parse_amount(m.group().lstrip("Y")) is not None
     ]
     for first in yen_hits:
         for second in yen_hits:
