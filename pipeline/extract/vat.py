@@ -450,6 +450,8 @@ def extract_items(lines: Sequence[TextLine]) -> list[dict[str, str | None]]:
         words = "".join(cells.get(key, "") for key in ("name", "spec", "unit"))
         if words and set(words) <= set("合计"):
             break  # the 合计 row, one of its letter-spaced characters unread or shifted right
+        if re.fullmatch(r"[\u4e00-\u9fff]?计", words) or "¥" in row.text:
+            break  # the 合计 row with 合 misread (可计), or its ¥ totals: item lines print no ¥
         # Only wrapped text (name, spec, unit) and no new "*category*": the previous item goes on.
         wrapped = set(cells) <= {"name", "spec", "unit"} and not cells.get("name", "").startswith("*")
         if wrapped and items:
