@@ -160,7 +160,7 @@ def _render_pdfium(document: object, dpi: int) -> list[np.ndarray]:
     """Every page as a BGR image, rendered by pdfium in-process (pages OCR'd or only displayed).
 
     pdfium draws CJK text whose font is not embedded with a system CJK font (poppler needs
-    Debian's poppler-data for that, and draws nothing without it), and takes ~25 ms a page
+    Debian's poppler-data for that, and draws nothing without it), and takes ~20 ms CPU a page
     against ~0.3 s of pdftoppm subprocesses. Form fields are drawn too: e-invoices put the
     seller's seal in a signature widget.
     """
