@@ -66,6 +66,7 @@ _OUR_RULES = frozenset(
         "qr_agrees",
         "name_shape",
         "derived",
+        "party_ids_distinct",
     }
 )
 _FIELD_LABELS = {
@@ -190,7 +191,7 @@ def _validate_vat(run: _Run, today: date) -> None:
         _fill_from_qr(run, payload)
     _derive_total(run)
     words_total, total_suspect = _check_words(run)
-    if not _derive_amounts(run, words_total):
+    if not _derive_amounts(run, words_total, payload):
         _check_sum(run, words_trusted=words_total is not None, total_suspect=total_suspect)
     _check_structure(run, today)
     _check_rates(run)
@@ -198,6 +199,7 @@ def _validate_vat(run: _Run, today: date) -> None:
     if payload is not None:
         _check_qr(run, payload)
     _check_party_names(run)
+    _check_party_ids(run)
     _check_mandatory(run)
 
 
@@ -264,41 +266,138 @@ def _check_words(run: _Run) -> tuple[Decimal | None, bool]:
     return None, suspect
 
 
-def _derive_amounts(run: _Run, words_total: Decimal | None) -> bool:
-    """Fill a missing amount or tax from the total (confirmed by 大写) and the other amount.
+def _single_rate(run: _Run) -> tuple[str, Decimal] | None:
+    """The invoice's one tax rate (from the rates row and the item lines), or None when several or none."""
+    texts: list[str] = []
+    found = run.field("tax_rates")
+    if found is not None:
+        values = found.value if isinstance(found.value, list | tuple) else [found.value]
+        texts += [t for value in values for t in _RATE_SEPARATORS.split(str(value)) if t]
+    texts += [str(rate) for item in run.result.items if (rate := _item_value(item, "tax_rate", "rate"))]
+    fractions = {text: tax_rate_fraction(text) for text in texts}
+    distinct = {fraction for fraction in fractions.values() if fraction is not None}
+    if len(distinct) != 1 or None in fractions.values():
+        return None
+    text = next(text for text, fraction in fractions.items() if fraction is not None)
+    return text, distinct.pop()
 
-    Returns True when it derived one: the sum then holds by construction and proves nothing.
+
+def _item_sums(run: _Run) -> tuple[Decimal | None, Decimal | None]:
+    """The item lines' amounts and taxes added up, each None unless every line has it."""
+    items = run.result.items
+    if not items:
+        return None, None
+    sums: list[Decimal | None] = []
+    for keys in (("amount", "amount_excl_tax"), ("tax_amount", "tax")):
+        values = [_to_amount(value) for item in items if (value := _item_value(item, *keys)) is not None]
+        ok = len(values) == len(items) and None not in values
+        sums.append(sum(values, Decimal(0)) if ok else None)  # type: ignore[arg-type]
+    return sums[0], sums[1]
+
+
+def _derive_amounts(run: _Run, words_total: Decimal | None, payload: QrPayload | None = None) -> bool:
+    """Fill a missing amount or tax (or both) by arithmetic: excl + tax = total.
+
+    The total is the one the words confirm, else the one read. A missing one of the two comes from
+    the total less the other; both missing, from the item lines that add up to the total, or from
+    the invoice's single tax rate when one split of the total fits it. The derived values are
+    accepted only when two independent readings confirm them: the amount in words (with the other
+    amount read cleanly), the tax rate (tax = amount × rate), the item lines' sums, the QR code's
+    amount. Returns True when it derived one: the sum then holds by construction and proves nothing.
     """
-    if words_total is None:
+    total = words_total if words_total is not None else run.amount("total_amount")
+    total_field = run.field("total_amount")
+    if total is None or total_field is None:
         return False
-    excl, tax = run.field("amount_excl_tax"), run.field("tax_amount")
-    if (excl is None) == (tax is None):  # both present, or nothing to derive from
+    total_weak = words_total is None and total_field.status != FieldStatus.OK
+    excl, tax = run.amount("amount_excl_tax"), run.amount("tax_amount")
+    if excl is not None and tax is not None:
         return False
-    present_name, missing_name = (
-        ("tax_amount", "amount_excl_tax") if excl is None else ("amount_excl_tax", "tax_amount")
+    rate = _single_rate(run)
+    item_amounts, item_taxes = _item_sums(run)
+    derived_from = ""
+    if excl is None and tax is None:
+        if item_amounts is not None and item_taxes is not None and item_amounts + item_taxes == total:
+            excl, tax, derived_from = item_amounts, item_taxes, "items"
+        elif rate is not None:
+            fits = [
+                candidate
+                for step in range(-3, 4)
+                if (candidate := (total / (1 + rate[1])).quantize(CENT, rounding=ROUND_HALF_UP) + step * CENT)
+                >= 0
+                and candidate + (candidate * rate[1]).quantize(CENT, rounding=ROUND_HALF_UP) == total
+            ]
+            if len(fits) != 1:
+                return False
+            excl, tax, derived_from = fits[0], total - fits[0], "rate"
+        else:
+            return False
+        missing = ("amount_excl_tax", "tax_amount")
+        present_field = None
+    elif excl is None:
+        assert tax is not None
+        excl, missing, present_field = total - tax, ("amount_excl_tax",), run.field("tax_amount")
+    else:
+        tax, missing, present_field = total - excl, ("tax_amount",), run.field("amount_excl_tax")
+    assert excl is not None and tax is not None
+
+    confirmations: list[str] = []
+    contradictions: list[str] = []
+    if words_total is not None:
+        confirmations.append(f"the amount in words says {_fmt(total)}")
+    if rate is not None and derived_from != "rate":
+        expected = (excl * rate[1]).quantize(CENT, rounding=ROUND_HALF_UP)
+        n_lines = max(len(run.result.items), 1)
+        if abs(expected - tax) <= CENT * n_lines:
+            confirmations.append(f"{_fmt(excl)} × {rate[0]} ≈ {_fmt(tax)}")
+        else:
+            contradictions.append(f"{_fmt(excl)} × {rate[0]} = {_fmt(expected)}, not {_fmt(tax)}")
+    if derived_from != "items":
+        if item_amounts is not None and "amount_excl_tax" in missing:
+            (confirmations if item_amounts == excl else contradictions).append(
+                f"the item amounts add up to {_fmt(item_amounts)}"
+            )
+        if item_taxes is not None and "tax_amount" in missing:
+            (confirmations if item_taxes == tax else contradictions).append(
+                f"the item taxes add up to {_fmt(item_taxes)}"
+            )
+    else:
+        confirmations.append("the item lines add up to the total")
+    qr_amount = _to_amount(payload.amount_excl_tax) if payload and payload.amount_excl_tax else None
+    excl_from_qr = present_field is not None and present_field.source == FieldSource.QR
+    if qr_amount is not None and "amount_excl_tax" in missing and not excl_from_qr:
+        (confirmations if qr_amount == excl else contradictions).append(f"the QR code says {_fmt(qr_amount)}")
+
+    present_ok = present_field is None or present_field.status == FieldStatus.OK
+    by_words = words_total is not None and present_field is not None and present_ok
+    accepted = not contradictions and (by_words or len(confirmations) >= 2) and present_ok
+    if total_weak and len(confirmations) < 2:
+        accepted = False
+        contradictions.append("the total it comes from needs review")
+    if excl < 0 <= total or tax < 0 <= total:
+        accepted = False
+        contradictions.append("a derived amount is negative")
+    how = {"items": "the item lines", "rate": f"the total and the rate {rate[0] if rate else ''}"}.get(
+        derived_from, "the total less the other amount"
     )
-    present = excl if excl is not None else tax
-    assert present is not None
-    other = _to_amount(present.value)
-    if other is None:
-        return False
-    value = words_total - other
-    label = _FIELD_LABELS[present_name]
-    derived = Field(_fmt(value), DERIVED_CONFIDENCE, FieldStatus.OK, FieldSource.DERIVED, box=None)
-    if present.status != FieldStatus.OK:
-        # Only as good as the amount it came from.
-        derived.flag(f"derived from total − {label}, and the {label} {_fmt(other)} needs review")
-    elif value < 0 <= words_total:
-        derived.flag(f"derived {_fmt(value)} is negative: total {_fmt(words_total)} − {label} {_fmt(other)}")
-    if derived.status != FieldStatus.OK:
-        run.flagged.add(missing_name)
-    run.result.fields[missing_name] = derived
-    run.check(
-        f"derived:{missing_name}",
-        True,
-        ("total_amount", present_name, missing_name),
-        f"total {_fmt(words_total)} − {label} {_fmt(other)} = {_fmt(value)}",
-    )
+    for name in missing:
+        value = excl if name == "amount_excl_tax" else tax
+        field = Field(_fmt(value), DERIVED_CONFIDENCE, FieldStatus.OK, FieldSource.DERIVED, box=None)
+        if not accepted:
+            if present_field is not None and not present_ok:
+                other = "tax" if name == "amount_excl_tax" else "amount"
+                field.flag(f"derived from {how}, and the {other} it comes from needs review")
+            elif contradictions:
+                field.flag(f"derived from {how}, but {'; '.join(contradictions)}")
+            else:
+                field.flag(f"derived from {how}; nothing else on the page confirms it")
+            run.flagged.add(name)
+        run.result.fields[name] = field
+        detail = f"{_fmt(value)} from {how}" + (f"; {'; '.join(confirmations)}" if confirmations else "")
+        run.check(f"derived:{name}", True, ("total_amount", *AMOUNT_FIELDS[:2]), detail)
+    if accepted and present_field is not None and len(confirmations) >= 2:
+        other_name = "tax_amount" if missing == ("amount_excl_tax",) else "amount_excl_tax"
+        run.trust(other_name, TRUSTED_BY_SUM_CONFIDENCE)
     return True
 
 
@@ -530,6 +629,20 @@ def _check_party_names(run: _Run) -> None:
         run.check(f"name_shape:{name}", ok, (name,), text)
         if not ok:
             run.flag(name, f"name '{text}' does not end like an organisation name: it may be cut off")
+
+
+def _check_party_ids(run: _Run) -> None:
+    """Buyer and seller are two parties: one ID read for both means one of them was taken from the
+    other's block (a private buyer's empty ID cell, a shifted print), so neither is accepted."""
+    buyer, seller = run.text("buyer_tax_id"), run.text("seller_tax_id")
+    if buyer is None or seller is None:
+        return
+    ok = buyer.upper() != seller.upper()
+    run.check("party_ids_distinct", ok, ("buyer_tax_id", "seller_tax_id"), f"buyer {buyer}, seller {seller}")
+    if not ok:
+        reason = f"buyer and seller have the same taxpayer ID {buyer}: one was read from the other's block"
+        run.flag("buyer_tax_id", reason)
+        run.flag("seller_tax_id", reason)
 
 
 def _check_mandatory(run: _Run) -> None:

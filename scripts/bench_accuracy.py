@@ -1,12 +1,20 @@
 """Field accuracy on the labelled real invoices in ../shared/eval.
 
 For every field and modality it prints exact-match accuracy, the share of fields the
-pipeline auto-accepted (status ok), and the silent-error rate: wrong values among the
-auto-accepted ones. A JSON report goes to bench-results/.
+pipeline auto-accepted (status ok), the review rate (key fields a person has to look at),
+and the silent-error rate: wrong values among the auto-accepted ones. A value where the
+label is null (not printed on that invoice: a private buyer's taxpayer ID, the code of a
+全电 invoice) is invented: it counts as wrong, and as a silent error when auto-accepted.
+A party ID auto-accepted in the other party's field is counted on its own line.
+A JSON report goes to bench-results/.
 
-    python scripts/bench_accuracy.py                     # default engine, PDFs via text layer
-    python scripts/bench_accuracy.py --force-ocr         # OCR rendered pages, ignore text layers
-    python scripts/bench_accuracy.py --engine paddle --sets cn
+    python scripts/bench_accuracy.py                     # every set; cn PDFs by text layer AND forced OCR
+    python scripts/bench_accuracy.py --force-ocr         # only forced OCR (PDFs rendered by the loader)
+    python scripts/bench_accuracy.py --engine paddle --sets cn,cn_photos
+    python scripts/bench_accuracy.py --ocr-cache /tmp/ocr-cache   # developers: reuse OCR lines
+
+Forced OCR renders each PDF through the pipeline's own loader (as `invoices extract
+--force-ocr` does), not the pre-rendered PNG beside it, so the rendering path is measured.
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ class Case:
     key_fields: tuple[str, ...]
     expected_doc_type: str | None = None
     field_map: dict[str, str] = field(default_factory=dict)  # label name -> our field name
+    force_ocr: bool = False  # ignore the PDF's text layer: render the page and OCR it
 
 
 def norm(name: str, value: Any) -> str | None:
@@ -96,53 +105,81 @@ def sroie_date(text: str | None) -> str | None:
     return parsed[0] if parsed else text
 
 
-def load_cases(eval_dir: Path, sets: list[str], force_ocr: bool) -> list[Case]:
+def load_cases(eval_dir: Path, sets: list[str], pdf_modes: tuple[str, ...]) -> list[Case]:
+    """The labelled cases; ``pdf_modes`` holds "text" (PDF text layers) and/or "ocr" (forced OCR).
+
+    A PDF is read once per mode; an image is read once. Forced OCR always takes the PDF itself,
+    never the page image rendered beside it.
+    """
     cases: list[Case] = []
+    only_ocr = pdf_modes == ("ocr",)
     if "cn" in sets:
         for label_path in sorted((eval_dir / "cn").glob("cn_*.json")):
             label = json.loads(label_path.read_text(encoding="utf-8"))
             files = label["files"]
-            use_pdf = "pdf" in files and not force_ocr
+            if "pdf" not in files:
+                modes: tuple[str, ...] = ("image",)
+            else:
+                modes = pdf_modes
+            for mode in modes:
+                path = label_path.parent / (files["image"] if mode == "image" else files["pdf"])
+                modality = label["modality"]
+                if mode == "ocr" and modality.startswith("digital_pdf"):
+                    modality = "digital_pdf_forced_ocr"
+                suffix = "@ocr" if mode == "ocr" and len(pdf_modes) > 1 else ""
+                cases.append(
+                    Case(
+                        label["id"] + suffix,
+                        "cn",
+                        path,
+                        modality,
+                        label["fields"],
+                        CN_KEY_FIELDS,
+                        DOC_TYPES.get(label["doc_type"], label["doc_type"]),
+                        force_ocr=mode == "ocr",
+                    )
+                )
+        for label_path in sorted((eval_dir / "cn" / "negatives").glob("*.json")):
+            label = json.loads(label_path.read_text(encoding="utf-8"))
+            files = label["files"]
+            use_pdf = "pdf" in files
             path = label_path.parent / (files["pdf"] if use_pdf else files["image"])
-            modality = label["modality"]
-            if force_ocr and modality.startswith("digital_pdf"):
-                modality = "digital_pdf_forced_ocr"
+            cases.append(
+                Case(label["id"], "cn_negative", path, "negative", {}, (), "other", force_ocr=only_ocr)
+            )
+    if "cn_photos" in sets:
+        for label_path in sorted((eval_dir / "cn_photos").glob("cn_*.json")):
+            label = json.loads(label_path.read_text(encoding="utf-8"))
             cases.append(
                 Case(
                     label["id"],
-                    "cn",
-                    path,
-                    modality,
+                    "cn_photos",
+                    label_path.parent / label["files"]["image"],
+                    label.get("level") or "photo",
                     label["fields"],
                     CN_KEY_FIELDS,
                     DOC_TYPES.get(label["doc_type"], label["doc_type"]),
                 )
             )
-        for label_path in sorted((eval_dir / "cn" / "negatives").glob("*.json")):
-            label = json.loads(label_path.read_text(encoding="utf-8"))
-            files = label["files"]
-            path = label_path.parent / (files["pdf"] if "pdf" in files and not force_ocr else files["image"])
-            cases.append(Case(label["id"], "cn_negative", path, "negative", {}, (), "other"))
     if "invoice2data" in sets:
         for label_path in sorted((eval_dir / "en" / "invoice2data").glob("*.labels.json")):
             label = json.loads(label_path.read_text(encoding="utf-8"))
             files = label["files"]
             if "pdf" not in files:
                 continue  # a text-only fixture (no document to read)
-            use_pdf = not force_ocr
-            path = label_path.parent / (files["pdf"] if use_pdf else files["image_page1_rendered"])
             fields = label["fields"]
             cases.append(
                 Case(
                     label["id"],
                     "invoice2data",
-                    path,
-                    "digital_pdf" if use_pdf else "rendered_image",
+                    label_path.parent / files["pdf"],
+                    "rendered_pdf_forced_ocr" if only_ocr else "digital_pdf",
                     {
                         k: fields.get(k)
                         for k in ("invoice_number", "issue_date", "total_amount", "vendor_name")
                     },
                     ("invoice_number", "issue_date", "total_amount"),
+                    force_ocr=only_ocr,
                 )
             )
     if "sroie" in sets:
@@ -167,9 +204,81 @@ def load_cases(eval_dir: Path, sets: list[str], force_ocr: bool) -> list[Case]:
     return cases
 
 
-def run_case(case: Case, settings: Settings) -> dict[str, Any]:
+class CachedEngine:
+    """Developer aid: an OCR engine whose answers are kept on disk, keyed by the image bytes.
+
+    The key is the SHA-256 of the (preprocessed) page image and its shape, plus the engine's
+    version and settings: a change to rendering or preprocessing misses the cache, a change to
+    extraction or validation rules reuses it. Never used unless ``--ocr-cache`` is given.
+    """
+
+    def __init__(self, engine: Any, directory: Path, settings_key: str) -> None:
+        self.engine = engine
+        self.directory = directory
+        self.settings_key = settings_key
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+    def recognize(self, image: Any, page: int = 0) -> Any:
+        import hashlib
+
+        from pipeline.model import OcrPage, TextLine
+
+        digest = hashlib.sha256()
+        digest.update(f"{image.shape}|{image.dtype}|{self.engine.version()}|{self.settings_key}".encode())
+        digest.update(image.tobytes())
+        path = self.directory / digest.hexdigest()[:2] / f"{digest.hexdigest()}.json"
+        if path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            lines = [
+                TextLine(
+                    text=line["text"],
+                    confidence=line["confidence"],
+                    polygon=tuple((x, y) for x, y in line["polygon"]),
+                    page=page,
+                )
+                for line in data["lines"]
+            ]
+            return OcrPage(lines=lines, engine=data["engine"], seconds=0.0)
+        ocr = self.engine.recognize(image, page)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {
+            "engine": ocr.engine,
+            "lines": [
+                {"text": line.text, "confidence": line.confidence, "polygon": [list(p) for p in line.polygon]}
+                for line in ocr.lines
+            ],
+        }
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        temporary.replace(path)
+        return ocr
+
+
+def use_ocr_cache(directory: Path) -> None:
+    """Route this worker's OCR through ``CachedEngine`` (idempotent)."""
+    import pipeline.process as process_module
+    from pipeline.ocr import get_engine
+
+    if getattr(process_module.get_engine, "cached_in", None) == directory:
+        return
+
+    def cached_get_engine(settings: Settings) -> Any:
+        key = f"{settings.engine}|{settings.ocr_max_side}|{settings.threads_per_worker}"
+        return CachedEngine(get_engine(settings), directory, key)
+
+    cached_get_engine.cached_in = directory  # type: ignore[attr-defined]
+    process_module.get_engine = cached_get_engine  # type: ignore[assignment]
+
+
+def run_case(case: Case, settings: Settings, ocr_cache: Path | None = None) -> dict[str, Any]:
+    if ocr_cache is not None:
+        use_ocr_cache(ocr_cache)
     started = time.perf_counter()
     data = case.path.read_bytes()
+    if case.force_ocr:
+        settings = settings.model_copy(update={"use_text_layer": False})
     try:
         processed = process_document(data, case.path.name, settings)
         result = processed.result.to_dict(include_lines=False)
@@ -186,10 +295,18 @@ def run_case(case: Case, settings: Settings) -> dict[str, Any]:
     }
 
 
+PARTY_IDS = {"buyer_tax_id": "seller_tax_id", "seller_tax_id": "buyer_tax_id"}
+COUNTS = ("n", "right", "accepted", "silent", "invented", "review", "swapped")
+
+
 def score(cases: list[Case], runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    stats: dict[tuple[str, str, str], list[int]] = defaultdict(
-        lambda: [0, 0, 0, 0]
-    )  # n, right, accepted, silent
+    """Count, per set, field and modality, what a user would see.
+
+    ``invented``: a value where the label is null (wrong; a silent error when auto-accepted).
+    ``review``: a field a person has to look at (sent to review, or missing though printed).
+    ``swapped``: a party's taxpayer ID auto-accepted in the other party's field.
+    """
+    stats: dict[tuple[str, str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
     failures: list[dict[str, Any]] = []
     doc_type_right = 0
     for case in cases:
@@ -204,9 +321,9 @@ def score(cases: list[Case], runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 )
         if case.dataset == "cn_negative":
             invented = [n for n, f in (result or {}).get("fields", {}).items() if f.get("value") is not None]
-            stats[(case.dataset, "no_invented_fields", case.modality)][0] += 1
-            if not invented:
-                stats[(case.dataset, "no_invented_fields", case.modality)][1] += 1
+            entry = stats[(case.dataset, "no_invented_fields", case.modality)]
+            entry["n"] += 1
+            entry["right"] += not invented
             continue
         for name, want in case.expected.items():
             ours = case.field_map.get(name, name)
@@ -215,13 +332,30 @@ def score(cases: list[Case], runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
             want_n, got_n = norm(name, want), norm(name, got)
             right = want_n == got_n
             accepted = found.get("status") == "ok" and got is not None
+            invented = want_n is None and got_n is not None
+            other = PARTY_IDS.get(name)
+            swapped = (
+                accepted
+                and other is not None
+                and got_n is not None
+                and got_n != want_n
+                and got_n == norm(other, case.expected.get(other))
+            )
+            counts = {
+                "n": 1,
+                "right": right,
+                "accepted": accepted,
+                "silent": accepted and not right,
+                "invented": invented,
+                # Correctly absent (a 全电 code, a private buyer's ID) asks nothing of anyone.
+                "review": not accepted and not (want_n is None and got_n is None),
+                "swapped": swapped,
+            }
             for modality in (case.modality, "all"):
                 entry = stats[(case.dataset, name, modality)]
-                entry[0] += 1
-                entry[1] += right
-                entry[2] += accepted
-                entry[3] += accepted and not right
-            if not right or (accepted and not right):
+                for key, value in counts.items():
+                    entry[key] += int(value)
+            if not right:
                 failures.append(
                     {
                         "case": case.case_id,
@@ -229,38 +363,44 @@ def score(cases: list[Case], runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
                         "got": got,
                         "want": want,
                         "status": found.get("status"),
+                        "source": found.get("source"),
                         "reasons": found.get("reasons"),
                         "error": run["error"],
                     }
                 )
-    table = [
-        {
-            "dataset": dataset,
-            "field": name,
-            "modality": modality,
-            "n": n,
-            "accuracy": right / n if n else 0.0,
-            "auto_accepted": accepted / n if n else 0.0,
-            "silent_error_rate": silent / accepted if accepted else 0.0,
-            "silent_errors": silent,
-        }
-        for (dataset, name, modality), (n, right, accepted, silent) in sorted(stats.items())
-    ]
+    table = []
+    for (dataset, name, modality), counts in sorted(stats.items()):
+        n, accepted = counts["n"], counts["accepted"]
+        table.append(
+            {
+                "dataset": dataset,
+                "field": name,
+                "modality": modality,
+                **counts,
+                "accuracy": counts["right"] / n if n else 0.0,
+                "auto_accepted": accepted / n if n else 0.0,
+                "review_rate": counts["review"] / n if n else 0.0,
+                "silent_error_rate": counts["silent"] / accepted if accepted else 0.0,
+                "silent_errors": counts["silent"],
+            }
+        )
     key_summary = {}
     for case_set in {case.dataset for case in cases}:
         keys = next((case.key_fields for case in cases if case.dataset == case_set), ())
         rows = [r for r in table if r["dataset"] == case_set and r["field"] in keys]
         for modality in sorted({r["modality"] for r in rows}):
             chosen = [r for r in rows if r["modality"] == modality]
-            n = sum(r["n"] for r in chosen)
-            right = sum(round(r["accuracy"] * r["n"]) for r in chosen)
-            accepted = sum(round(r["auto_accepted"] * r["n"]) for r in chosen)
-            silent = sum(r["silent_errors"] for r in chosen)
+            total = {key: sum(r[key] for r in chosen) for key in COUNTS}
+            n, accepted = total["n"], total["accepted"]
             key_summary[f"{case_set}/{modality}"] = {
                 "fields": n,
-                "accuracy": right / n if n else 0.0,
+                "accuracy": total["right"] / n if n else 0.0,
                 "auto_accepted": accepted / n if n else 0.0,
-                "silent_error_rate": silent / accepted if accepted else 0.0,
+                "review_rate": total["review"] / n if n else 0.0,
+                "silent_error_rate": total["silent"] / accepted if accepted else 0.0,
+                "silent_errors": total["silent"],
+                "invented": total["invented"],
+                "swapped": total["swapped"],
             }
     with_type = [c for c in cases if c.expected_doc_type is not None]
     return {
@@ -291,7 +431,7 @@ def score_items(cases: list[Case], runs: dict[str, dict[str, Any]]) -> dict[str,
     for case in cases:
         want_amount = _cents(case.expected.get("amount_excl_tax"))
         want_tax = _cents(case.expected.get("tax_amount"))
-        if case.dataset != "cn" or want_amount is None or want_tax is None:
+        if case.dataset not in ("cn", "cn_photos") or want_amount is None or want_tax is None:
             continue
         items = ((runs[case.case_id]["result"] or {}).get("items")) or []
         amounts = [_cents(item.get("amount")) for item in items]
@@ -303,7 +443,7 @@ def score_items(cases: list[Case], runs: dict[str, dict[str, Any]]) -> dict[str,
             and (None in taxes or sum(taxes, Decimal(0)) == want_tax)  # type: ignore[arg-type]
         )
         for modality in (case.modality, "all"):
-            entry = summary[f"cn/{modality}"]
+            entry = summary[f"{case.dataset}/{modality}"]
             entry["invoices"] += 1
             entry["with_items"] += bool(items)
             entry["items_add_up"] += adds_up
@@ -337,26 +477,52 @@ def print_by_modality(rows: list[dict[str, Any]]) -> None:
             print(f"{name:20} " + " ".join(parts))
 
 
+def print_invented(rows: list[dict[str, Any]]) -> None:
+    """Values where the label is null, per field: what the pipeline made up."""
+    invented = [row for row in rows if row["modality"] == "all" and row["invented"]]
+    print("\ninvented values (label null, a value given):", "none" if not invented else "")
+    for row in invented:
+        print(f"  {row['dataset']:14} {row['field']:20} {row['invented']:>4} (of {row['n']})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL)
     parser.add_argument(
-        "--sets", default="cn,invoice2data,sroie", help="comma-separated: cn, invoice2data, sroie"
+        "--sets",
+        default="cn,cn_photos,invoice2data,sroie",
+        help="comma-separated: cn, cn_photos, invoice2data, sroie",
     )
     parser.add_argument("--engine", choices=["onnx", "paddle"], default="onnx")
-    parser.add_argument("--force-ocr", action="store_true", help="ignore PDF text layers; OCR rendered pages")
+    parser.add_argument(
+        "--pdf-mode",
+        choices=["both", "text", "ocr"],
+        default="both",
+        help="cn PDFs by their text layer, by forced OCR of the page rendered by the loader, or both "
+        "(default); invoice2data PDFs follow --force-ocr only",
+    )
+    parser.add_argument("--force-ocr", action="store_true", help="same as --pdf-mode ocr")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--limit", type=int, default=0, help="only the first N cases per set (smoke runs)")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results")
     parser.add_argument("--show-failures", action="store_true", help="print every wrong field")
+    parser.add_argument(
+        "--ocr-cache",
+        type=Path,
+        default=None,
+        help="developers only: keep OCR lines in DIR, keyed by the page image's SHA-256 and the engine "
+        "settings, to iterate on extraction rules without re-running OCR (off by default)",
+    )
     args = parser.parse_args(argv)
 
     if not args.eval_dir.is_dir():
         parser.error(f"no evaluation data at {args.eval_dir}")
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
-    cases = load_cases(args.eval_dir, sets, args.force_ocr)
+    mode = "ocr" if args.force_ocr else args.pdf_mode
+    pdf_modes = {"both": ("text", "ocr"), "text": ("text",), "ocr": ("ocr",)}[mode]
+    cases = load_cases(args.eval_dir, sets, pdf_modes)
     if args.limit:
         per_set: dict[str, int] = defaultdict(int)
         kept = []
@@ -365,11 +531,12 @@ def main(argv: list[str] | None = None) -> int:
             if per_set[case.dataset] <= args.limit:
                 kept.append(case)
         cases = kept
-    settings = Settings(engine=args.engine, use_text_layer=not args.force_ocr, threads_per_worker=1)
+    settings = Settings(engine=args.engine, use_text_layer=True, threads_per_worker=1)
+    cache = args.ocr_cache.resolve() if args.ocr_cache else None
     started = time.perf_counter()
     runs: dict[str, dict[str, Any]] = {}
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(run_case, case, settings): case for case in cases}
+        futures = {pool.submit(run_case, case, settings, cache): case for case in cases}
         for done, future in enumerate(futures, start=1):
             run = future.result()
             runs[run["case"]] = run
@@ -385,7 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     report["run"] = {
         "engine": args.engine,
-        "force_ocr": args.force_ocr,
+        "pdf_mode": mode,
+        "ocr_cache": str(cache) if cache else None,
         "documents": len(cases),
         "pages": pages,
         "ocr_pages": ocr_pages,
@@ -396,20 +564,25 @@ def main(argv: list[str] | None = None) -> int:
         "errors": {run["case"]: run["error"] for run in runs.values() if run["error"]},
     }
 
-    print(f"\nengine={args.engine} force_ocr={args.force_ocr} documents={len(cases)} pages={pages}")
-    print(f"{'set/modality':36} {'fields':>6} {'exact':>7} {'auto-ok':>8} {'silent':>7}")
+    print(f"\nengine={args.engine} pdf_mode={mode} documents={len(cases)} pages={pages}")
+    print("key fields (silent: wrong among auto-accepted, invented values included; swapped: a party ID")
+    print("auto-accepted in the other party's field; review: fields a person has to look at)")
+    header = f"{'set/modality':36} {'fields':>6} {'exact':>7} {'auto-ok':>8} {'review':>7} {'silent':>7}"
+    print(header + f" {'invented':>8} {'swapped':>7}")
     for name, row in sorted(report["key_fields"].items()):
         print(
             f"{name:36} {row['fields']:>6} {row['accuracy']:>7.1%} {row['auto_accepted']:>8.1%} "
-            f"{row['silent_error_rate']:>7.2%}"
+            f"{row['review_rate']:>7.1%} {row['silent_error_rate']:>7.2%} {row['invented']:>8} "
+            f"{row['swapped']:>7}"
         )
-    print(f"\n{'set':14} {'field':20} {'n':>4} {'exact':>7} {'auto-ok':>8} {'silent':>7}")
+    print(f"\n{'set':14} {'field':20} {'n':>4} {'exact':>7} {'auto-ok':>8} {'review':>7} {'silent':>7}")
     for row in report["fields"]:
         if row["modality"] == "all" or row["dataset"] == "cn_negative":
             print(
                 f"{row['dataset']:14} {row['field']:20} {row['n']:>4} {row['accuracy']:>7.1%} "
-                f"{row['auto_accepted']:>8.1%} {row['silent_error_rate']:>7.2%}"
+                f"{row['auto_accepted']:>8.1%} {row['review_rate']:>7.1%} {row['silent_error_rate']:>7.2%}"
             )
+    print_invented(report["fields"])
     print_by_modality(report["fields"])
     if report["items"]:
         print(f"\n{'items (no labels: sums)':36} {'invoices':>8} {'read':>6} {'add up':>7}")
@@ -422,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         f"time: {run_info['wall_seconds']:.1f} s wall on {args.workers} workers, "
         f"{run_info['seconds_per_page_per_worker']:.2f} s/page per worker, "
         f"peak RSS {run_info['peak_rss_mb_per_worker']:.0f} MB per worker"
+        + (" (OCR cache in use: times are not OCR times)" if cache else "")
     )
     if run_info["errors"]:
         print(f"errors: {run_info['errors']}")
@@ -429,7 +603,8 @@ def main(argv: list[str] | None = None) -> int:
         for failure in report["failures"]:
             print(json.dumps(failure, ensure_ascii=False))
     args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"accuracy-{args.engine}{'-force-ocr' if args.force_ocr else ''}.json"
+    suffix = {"both": "", "text": "-text", "ocr": "-force-ocr"}[mode]
+    out = args.out / f"accuracy-{args.engine}{suffix}.json"
     out.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     print(f"report: {out}")
     return 0

@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# Install the Debian packages the pipeline needs, only where missing:
-#   poppler-utils  renders PDFs (pdftoppm, used by pdf2image)
+# Install the Debian packages the pipeline needs, only where missing. PDFs are rendered in
+# process by pdfium (pypdfium2), so no poppler is needed (README: PDF rendering).
 #   a CJK font     renders the sample invoices (scripts/make_samples.py) and draws OFD/XML e-invoice pages
 # With --test, also what the test suite needs:
 #   chromium, chromium-driver  the headless browser the review page's tests drive (no download)
 set -euo pipefail
 
 missing=()
-command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
 if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
   missing+=(fonts-wqy-zenhei)
 fi

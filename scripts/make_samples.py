@@ -24,7 +24,7 @@ English invoices (``generic_invoice``) have the fields vendor_name, invoice_numb
 total_amount, amount_excl_tax, tax_amount, currency, vendor_tax_id.  Amounts are strings with
 two decimals, dates ISO (YYYY-MM-DD), null where the kind of invoice has no such field.
 
-The committed set (``samples/``, at most 20 files and 5 MB):
+The committed set (``samples/``, at most 26 files and 5 MB):
 
 =====================================  ======================================================
 vat_special_clean.png                  paper 增值税专用发票, clean 200 dpi scan (240x146 mm)
@@ -38,6 +38,9 @@ vat_general_degraded.jpg               paper 普票 rotated 3°, blurred, noisy,
 vat_e_general_skew.png                 电子普通发票 image rotated a few degrees, uneven light
 en_invoice.png / en_invoice.pdf        one English invoice as a 200 dpi image and as a PDF with
                                        a text layer (one expected.json for both)
+vat_e_general_private.pdf              电子普通发票 PDF whose buyer is 个人: no buyer ID printed
+fully_digital_general_private.jpg      全电 普通发票 image whose buyer is a person's name, ID empty
+vat_general_private_scan.jpg           paper 普票 scan, a person as buyer: ID, address, bank empty
 corrupt_truncated.jpg                  the first third of a real JPEG: must fail with a clear
                                        error (no expected.json)
 =====================================  ======================================================
@@ -365,7 +368,7 @@ class CnInvoice:
                 "check_code": self.check_code,
                 "machine_no": self.machine_no,
                 "buyer_name": self.buyer.name,
-                "buyer_tax_id": self.buyer.tax_id,
+                "buyer_tax_id": self.buyer.tax_id or None,  # a private buyer prints no ID
                 "seller_name": self.seller.name,
                 "seller_tax_id": self.seller.tax_id,
                 "amount_excl_tax": money(self.amount),
@@ -406,6 +409,18 @@ def make_party(rng: random.Random, beijing: bool) -> Party:
     phone = f"{phone_area}-{rng.randint(5, 8)}{_digits(rng, 7)}"
     bank = f"{rng.choice(BANKS)}{city}{rng.choice(BRANCHES)} {_digits(rng, rng.choice((12, 16, 19)))}"
     return Party(_company(rng, city, beijing), make_uscc(rng, region), f"{address} {phone}", bank)
+
+
+PRIVATE_BUYERS = ("个人", "person")
+
+
+def private_buyer(rng: random.Random, kind: str) -> Party:
+    """A private person as buyer (ride-hailing, phone, shops): the ID, address and bank cells stay empty.
+
+    ``kind`` is ``个人`` (printed as is) or ``person`` (a person's name).
+    """
+    name = "个人" if kind == "个人" else rng.choice(PEOPLE)
+    return Party(name, "", "", "")
 
 
 def _price_str(amount: Decimal, qty: int) -> str:
@@ -1692,6 +1707,39 @@ def build_en_invoice(case: str, rng: random.Random, nrng: np.random.Generator) -
     )  # fmt: skip
 
 
+def build_vat_e_general_private_pdf(case: str, rng: random.Random, nrng: np.random.Generator) -> Doc:
+    inv = make_cn_invoice(rng, "vat_e_invoice_general")
+    inv.buyer = private_buyer(rng, "个人")
+    data = render_cn(inv, Style(seal_angle=round(rng.uniform(-8, 8), 1)), rng, pdf=True)
+    assert isinstance(data, bytes)
+    return Doc(
+        case, inv.doc_type, "born_digital_pdf_buyer_个人", {f"{case}.pdf": data}, inv.truth(), [], None
+    )
+
+
+def build_fully_digital_general_private(case: str, rng: random.Random, nrng: np.random.Generator) -> Doc:
+    inv = make_cn_invoice(rng, "fully_digital_general")
+    inv.buyer = private_buyer(rng, "person")
+    arr = render_cn(inv, Style(), rng)
+    assert isinstance(arr, np.ndarray)
+    return Doc(
+        case, inv.doc_type, "image_200dpi_buyer_a_person", {f"{case}.jpg": jpeg_bytes(arr, 88)}, inv.truth(),
+        [{"op": "jpeg", "quality": 88}], _image_info(arr),
+    )  # fmt: skip
+
+
+def build_vat_general_private_scan(case: str, rng: random.Random, nrng: np.random.Generator) -> Doc:
+    inv = make_cn_invoice(rng, "vat_general_paper")
+    inv.buyer = private_buyer(rng, "person")
+    style = paper_style(rng, inv)
+    arr = paper_tone(render_cn(inv, style, rng), nrng, (248, 247, 241), grain=1.0)  # type: ignore[arg-type]
+    degr = [{"op": "paper_tone"}, {"op": "jpeg", "quality": 85}]
+    return Doc(
+        case, inv.doc_type, "scan_buyer_a_person_empty_id_cell", {f"{case}.jpg": jpeg_bytes(arr, 85)},
+        inv.truth(), degr, _image_info(arr),
+    )  # fmt: skip
+
+
 def build_corrupt(case: str, rng: random.Random, nrng: np.random.Generator) -> Doc:
     inv = make_cn_invoice(rng, "vat_general_paper")
     arr = render_cn(inv, paper_style(rng, inv), rng)
@@ -1710,6 +1758,9 @@ SAMPLE_CASES: dict[str, Callable[[str, random.Random, np.random.Generator], Doc]
     "vat_general_degraded": build_vat_general_degraded,
     "vat_e_general_skew": build_vat_e_general_skew,
     "en_invoice": build_en_invoice,
+    "vat_e_general_private": build_vat_e_general_private_pdf,
+    "fully_digital_general_private": build_fully_digital_general_private,
+    "vat_general_private_scan": build_vat_general_private_scan,
     "corrupt_truncated": build_corrupt,
 }
 NO_TRUTH_CASES = {"corrupt_truncated"}

@@ -69,14 +69,98 @@ def test_scoring_counts_silent_errors_and_items_that_do_not_add_up() -> None:
     assert items["not_adding_up"] == ["cn_2"]
 
 
+def test_invented_values_swapped_ids_and_the_review_rate_are_counted() -> None:
+    bench = load_bench()
+    expected = {
+        "invoice_code": None,  # not printed (a 全电 invoice)
+        "buyer_tax_id": None,  # a private buyer
+        "seller_tax_id": "92341882MAK1CDJB6X",
+        "total_amount": "268.00",
+    }
+    cases = [bench.Case("cn_1", "cn", Path("x.pdf"), "digital_pdf", expected, tuple(expected))]
+    runs = {
+        "cn_1": run_with(
+            {
+                "invoice_code": (None, "missing"),  # correctly absent: neither wrong nor review
+                "buyer_tax_id": ("92341882MAK1CDJB6X", "ok"),  # the seller's ID, invented and accepted
+                "seller_tax_id": (None, "missing"),  # printed but not read: review
+                "total_amount": ("268.00", "needs_review"),
+            },
+            [],
+        )
+    }
+    report = bench.score(cases, runs)
+    keys = report["key_fields"]["cn/digital_pdf"]
+    assert keys["accuracy"] == pytest.approx(2 / 4)
+    assert (
+        keys["invented"] == 1 and keys["swapped"] == 1
+    )  # invented, and the seller's ID in the buyer's field
+    assert keys["silent_errors"] == 1 and keys["silent_error_rate"] == 1.0
+    assert keys["review_rate"] == pytest.approx(2 / 4)
+    by_field = {row["field"]: row for row in report["fields"] if row["modality"] == "all"}
+    assert by_field["buyer_tax_id"]["invented"] == 1
+    assert by_field["invoice_code"]["invented"] == 0 and by_field["invoice_code"]["review"] == 0
+
+    company = {**expected, "buyer_tax_id": "91310114MAEF222A74"}
+    cases = [bench.Case("cn_2", "cn", Path("x.pdf"), "photo", company, tuple(company))]
+    report = bench.score(cases, {"cn_2": runs["cn_1"]})
+    assert report["key_fields"]["cn/photo"]["swapped"] == 1  # the seller's ID in the buyer's field
+
+
+def test_forced_ocr_reads_the_pdf_not_the_prerendered_page(eval_dir: Path) -> None:
+    bench = load_bench()
+    both = bench.load_cases(eval_dir, ["cn"], ("text", "ocr"))
+    forced = [case for case in both if case.force_ocr and case.dataset == "cn"]
+    assert forced and all(case.path.suffix == ".pdf" for case in forced)
+    assert {case.modality for case in forced} == {"digital_pdf_forced_ocr"}
+    texts = [
+        case for case in both if case.dataset == "cn" and not case.force_ocr and case.path.suffix == ".pdf"
+    ]
+    assert len(texts) == len(forced)
+    photos = bench.load_cases(eval_dir, ["cn_photos"], ("text",))
+    assert {case.modality for case in photos} == {"mild", "moderate", "harsh"}
+
+
+def test_the_ocr_cache_returns_what_the_engine_read(tmp_path: Path) -> None:
+    import numpy as np
+
+    from pipeline.model import OcrPage, TextLine, polygon_from_rect
+
+    bench = load_bench()
+
+    class CountingEngine:
+        calls = 0
+
+        def version(self) -> str:
+            return "fake-1"
+
+        def recognize(self, image: Any, page: int = 0) -> OcrPage:
+            CountingEngine.calls += 1
+            line = TextLine("发票号码 12345678", 0.97, polygon_from_rect(1, 2, 30, 12), page)
+            return OcrPage([line], "fake-1", 1.0)
+
+    engine = bench.CachedEngine(CountingEngine(), tmp_path, "onnx|2400|1")
+    image = np.zeros((20, 40, 3), np.uint8)
+    first = engine.recognize(image, 0)
+    again = engine.recognize(image.copy(), 0)
+    assert CountingEngine.calls == 1
+    assert [(line.text, line.confidence, line.polygon) for line in again.lines] == [
+        (line.text, line.confidence, line.polygon) for line in first.lines
+    ]
+    image[0, 0] = 1  # another image: read again
+    engine.recognize(image, 0)
+    assert CountingEngine.calls == 2
+
+
 @pytest.mark.slow
 def test_a_small_real_run_writes_its_report(eval_dir: Path, tmp_path: Path) -> None:
     command = [sys.executable, str(REPO / "scripts" / "bench_accuracy.py"), "--eval-dir", str(eval_dir)]
-    command += ["--sets", "cn,invoice2data", "--limit", "2", "--out", str(tmp_path)]
+    command += ["--sets", "cn,invoice2data", "--limit", "2", "--pdf-mode", "text", "--out", str(tmp_path)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
     assert "exact / auto-accepted by modality" in done.stdout
-    report = json.loads((tmp_path / "accuracy-onnx.json").read_text(encoding="utf-8"))
+    assert "invented values" in done.stdout and "review" in done.stdout
+    report = json.loads((tmp_path / "accuracy-onnx-text.json").read_text(encoding="utf-8"))
     assert report["run"]["documents"] == 6 and not report["run"]["errors"]  # 2 each: cn, its negatives, i2d
     assert report["key_fields"]["cn/all"]["accuracy"] == 1.0
     assert report["key_fields"]["cn/all"]["silent_error_rate"] == 0.0

@@ -102,7 +102,8 @@ def check_cn(rec: dict[str, Any], gen: ModuleType) -> None:
     assert (f["check_code"] is not None) == with_check and (f["machine_no"] is not None) == with_check
     if with_check:
         assert re.fullmatch(r"\d{20}", f["check_code"]) and re.fullmatch(r"\d{12}", f["machine_no"])
-    assert uscc_ok(f["buyer_tax_id"]) and uscc_ok(f["seller_tax_id"])
+    assert f["buyer_tax_id"] is None or uscc_ok(f["buyer_tax_id"])  # None: a private buyer
+    assert uscc_ok(f["seller_tax_id"])
     assert f["buyer_name"] and f["seller_name"] and f["buyer_name"] != f["seller_name"]
 
     assert 1 <= len(items) <= 3
@@ -272,5 +273,32 @@ def test_committed_images_carry_the_qr_payload() -> None:
 
 def test_committed_samples_stay_small() -> None:
     files = [p for p in SAMPLES.rglob("*") if p.is_file()]
-    assert len(files) <= 20
+    assert len(files) <= 26
     assert sum(p.stat().st_size for p in files) <= 5 * 1024 * 1024
+
+
+PRIVATE_CASES = ("vat_e_general_private", "fully_digital_general_private", "vat_general_private_scan")
+
+
+def test_committed_samples_have_private_buyers_on_every_kind_that_issues_to_persons() -> None:
+    """专票 need the buyer's ID; 普票 on paper, 电子普票 and 全电 普通发票 are issued to persons."""
+    private = [rec for rec in committed_records() if rec["fields"].get("buyer_tax_id", "x") is None]
+    assert {rec["case"] for rec in private} == set(PRIVATE_CASES)
+    assert {rec["doc_type"] for rec in private} == {
+        "vat_general_paper",
+        "vat_e_invoice_general",
+        "fully_digital_general",
+    }
+    names = {rec["fields"]["buyer_name"] for rec in private}
+    assert "个人" in names and any(name != "个人" for name in names)  # 个人 and a person's name
+    for rec in private:
+        assert uscc_ok(rec["fields"]["seller_tax_id"])
+
+
+@pytest.mark.skipif(not HAVE_CJK_FONT, reason="needs fonts-wqy-microhei (apt-get install fonts-wqy-microhei)")
+def test_private_buyer_samples_regenerate_byte_for_byte(tmp_path: Path, gen: ModuleType) -> None:
+    gen.generate_samples(tmp_path, gen.DEFAULT_SEED, PRIVATE_CASES)
+    for case in PRIVATE_CASES:
+        record = json.loads((SAMPLES / f"{case}.expected.json").read_text(encoding="utf-8"))
+        for name in [*record["files"], f"{case}.expected.json"]:
+            assert (tmp_path / name).read_bytes() == (SAMPLES / name).read_bytes(), name

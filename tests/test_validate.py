@@ -753,11 +753,61 @@ def test_missing_amount_derived_from_a_weak_tax_needs_review() -> None:
     assert result.fields["tax_amount"].status == FieldStatus.NEEDS_REVIEW
 
 
-def test_no_derivation_without_words() -> None:
+def test_without_words_a_derived_tax_is_only_a_suggestion() -> None:
     result = validate_invoice(
         make_result({**E_INVOICE, "tax_amount": None, "total_amount_words": None}), today=TODAY
     )
-    assert result.fields["tax_amount"].status == FieldStatus.MISSING
+    field = result.fields["tax_amount"]
+    assert (field.value, field.source, field.status) == (
+        "17.48",
+        FieldSource.DERIVED,
+        FieldStatus.NEEDS_REVIEW,
+    )
+    assert "nothing else on the page confirms it" in field.reasons[0]
+
+
+def test_without_words_the_rate_and_the_items_confirm_a_derived_tax() -> None:
+    values = {**E_INVOICE, "tax_amount": None, "total_amount_words": None, "tax_rates": ["3%"]}
+    result = make_result(values)
+    result.items = [{"amount": "582.72", "tax_rate": "3%", "tax_amount": "17.48"}]
+    validate_invoice(result, today=TODAY)
+    field = result.fields["tax_amount"]
+    assert (field.value, field.source, field.status) == ("17.48", FieldSource.DERIVED, FieldStatus.OK)
+
+
+def test_a_derived_tax_the_rate_contradicts_goes_to_review() -> None:
+    values = {**E_INVOICE, "tax_amount": None, "tax_rates": ["13%"]}  # 582.72 × 13 % is not 17.48
+    result = validate_invoice(make_result(values), today=TODAY)
+    field = result.fields["tax_amount"]
+    assert field.value == "17.48" and field.status == FieldStatus.NEEDS_REVIEW
+    assert "13%" in field.reasons[0]
+
+
+def test_both_amounts_missing_are_split_by_the_single_rate() -> None:
+    values = {**E_INVOICE, "amount_excl_tax": None, "tax_amount": None, "tax_rates": ["3%"]}
+    result = make_result(values)
+    result.items = [{"amount": "582.72", "tax_rate": "3%", "tax_amount": None}]
+    validate_invoice(result, today=TODAY)
+    assert result.fields["amount_excl_tax"].value == "582.72"
+    assert result.fields["tax_amount"].value == "17.48"
+    # words and the item amount confirm the split
+    assert result.fields["amount_excl_tax"].status == FieldStatus.OK
+    assert result.fields["tax_amount"].source == FieldSource.DERIVED
+
+
+def test_both_amounts_missing_and_nothing_but_the_rate_stay_for_review() -> None:
+    values = {**E_INVOICE, "amount_excl_tax": None, "tax_amount": None, "tax_rates": ["3%"]}
+    values["total_amount_words"] = None
+    result = validate_invoice(make_result(values), today=TODAY)
+    assert result.fields["tax_amount"].value == "17.48"
+    assert result.fields["tax_amount"].status == FieldStatus.NEEDS_REVIEW
+
+
+def test_an_exempt_invoice_gets_a_zero_tax_confirmed_by_the_rate_and_the_words() -> None:
+    values = {**E_INVOICE, "amount_excl_tax": "600.20", "tax_amount": None, "tax_rates": ["免税"]}
+    result = validate_invoice(make_result(values), today=TODAY)
+    field = result.fields["tax_amount"]
+    assert (field.value, field.status) == ("0.00", FieldStatus.OK)
 
 
 def test_missing_total_derived_when_words_equal_the_sum() -> None:

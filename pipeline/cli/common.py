@@ -17,7 +17,7 @@ exit codes:
   0  every document stored (some may need review)
   1  some documents failed (each is listed with its reason)
   2  bad arguments or configuration
-  3  a dependency is missing (poppler, OCR models): the message says how to install it
+  3  a dependency is missing (OCR models, a CJK font): the message says how to install it
   4  the store cannot be read or written
   5  the document or id asked for does not exist
 

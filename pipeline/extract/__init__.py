@@ -35,6 +35,8 @@ def to_field(hit: Hit | None, source: FieldSource, review_below: float, name: st
     found = Field(value=value, confidence=confidence, status=FieldStatus.OK, source=source, box=hit.box)
     if confidence < review_below:
         found.flag(f"weak OCR confidence {confidence:.2f}")
+    for note in hit.notes:
+        found.flag(note)
     return found
 
 

@@ -47,6 +47,8 @@ class Hit:
 
     text: str
     lines: tuple[TextLine, ...]
+    # Why the value should be looked at even when read cleanly (e.g. found outside its label's block).
+    notes: tuple[str, ...] = ()
 
     @property
     def confidence(self) -> float:
@@ -230,15 +232,25 @@ def read_match(
     stop: re.Pattern[str] | None,
     look_below: bool = True,
     keep_spaces: bool = False,
+    keep: Callable[[TextLine], bool] | None = None,
+    below_rows: float = 2.6,
 ) -> Hit | None:
-    """The value ``accept`` takes after one label occurrence: same line, row, then below."""
+    """The value ``accept`` takes after one label occurrence: same line, row, then below.
+
+    ``keep`` limits the lines a value may come from (the label's own line always qualifies: a
+    value printed right after its label belongs to it); ``below_rows`` how far down to look.
+    """
+    label_line = match.row.lines[match.line_index]
     for text, lines in candidates_after(match, stop, keep_spaces):
+        if keep is not None and not all(line is label_line or keep(line) for line in lines):
+            continue
         value = accept(text)
         if value is not None:
             return Hit(value, lines)
     if look_below:
         norm = spaced if keep_spaces else normalize
-        for line in lines_below(match, rows)[:3]:
+        below = [line for line in lines_below(match, rows, below_rows) if keep is None or keep(line)]
+        for line in below[:3]:
             value = accept(_strip_punct(norm(line.text)))
             if value is not None:
                 return Hit(value, (line,))

@@ -8,16 +8,22 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from pipeline.extract.layout import (
-    Accept,
     Hit,
     Row,
     build_rows,
     find_labels,
     normalize,
-    read_match,
     search_lines,
     spaced,
     value_after_label,
+)
+from pipeline.extract.parties import (
+    PARTIES,
+    cross_check,
+    find_party_blocks,
+    label_party,
+    read_party_value,
+    unlabelled_tax_id,
 )
 from pipeline.fapiao import fix_digits, fix_tax_id, parse_amount, parse_amount_words
 from pipeline.model import DocType, TextLine
@@ -40,13 +46,15 @@ VAT_FIELDS = (
     "tax_rates",
 )
 
+PARTY_FIELDS = ("buyer_name", "buyer_tax_id", "seller_name", "seller_tax_id")
 CODE_LABEL = re.compile(r"发票代码")
 NUMBER_LABEL = re.compile(r"发票号码|票号码|(?<![A-Za-z])No\.?(?=[\dOoIl])")
 DATE_LABEL = re.compile(r"开票日期")
 CHECK_LABEL = re.compile(r"校验码")
 MACHINE_LABEL = re.compile(r"机器编号|机器编码")
 NAME_LABEL = re.compile(r"(?<![务目物品])名称")
-TAX_ID_LABEL = re.compile(r"纳税人识别号|统一社会信用代码(?:/纳税人识别号)?|识别号")
+# OCR misreads one character of the label now and then (识制号, 识房号, 纳统人): the label's shape stays.
+TAX_ID_LABEL = re.compile(r"统一社会信用代码(?:/纳.人识.号)?|纳.人识.号|纳税人识别|识别号")
 WORDS_LABEL = re.compile(r"大写")
 TOTAL_LABEL = re.compile(r"小写")
 SUM_LABEL = re.compile(r"(?<!税)合计")
@@ -57,7 +65,8 @@ STOP = re.compile(
 CAPITAL_CHARS = "零壹贰叁肆伍陆柒捌玖拾佰仟万亿元圆角分整正"
 WORDS_RUN = re.compile(f"[{CAPITAL_CHARS}]{{2,}}")
 AMOUNT_TOKEN = re.compile(r"¥?-?\d{1,3}(?:,\d{3})+\.\d{2}(?!\d)|¥?-?\d+\.\d{2}(?!\d)")
-YEN_AMOUNT = re.compile(r"¥-?\d[\d,]*\.\d{2}(?!\d)")
+# OCR reads a blurred ¥ as a Y now and then; a lone Y before an amount is that.
+YEN_AMOUNT = re.compile(r"(?:¥|(?<![0-9A-Za-z])Y)-?\d[\d,]*\.\d{2}(?!\d)")
 DATE_PATTERNS = (
     re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日?"),
     re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})"),
@@ -129,10 +138,11 @@ def accept_name(text: str) -> str | None:
 
 
 def accept_tax_id(text: str) -> str | None:
-    match = re.match(r"[0-9A-Za-z]{15,20}", text)
+    # The rest of a label the pattern did not take ("/纳税人识制号：") may come before the ID.
+    match = re.match(r"(?:[^0-9A-Za-z]{1,12}(?=[0-9A-Za-z]{15}))?([0-9A-Za-z]{15,20})", text)
     if not match:
         return None
-    fixed, _ = fix_tax_id(match.group().upper())
+    fixed, _ = fix_tax_id(match.group(1).upper())
     return fixed
 
 
@@ -184,7 +194,11 @@ def looks_like_vat_invoice(text: str) -> bool:
     anchors = ("发票号码", "开票日期", "价税合计", "纳税人识别号", "发票代码", "税额")
     if "票据" in text and "发票" not in text:
         return False
-    return sum(anchor in text for anchor in anchors) >= 3
+    if sum(anchor in text for anchor in anchors) >= 3:
+        return True
+    # A blurred photo loses labels, but a printed VAT invoice title and two more labels still say it.
+    loose = ("发票号码", "发票代码", "票日期", "校验码", "价税合计", "纳税人", "税额", "小写", "大写")
+    return TITLE.search(text) is not None and sum(anchor in text for anchor in loose) >= 2
 
 
 def find_title(lines: Sequence[TextLine]) -> Hit | None:
@@ -208,18 +222,26 @@ def accept_check_code(text: str) -> str | None:
     return short.group(1) if short else None
 
 
-def _buyer_seller(
-    rows: Sequence[Row], label: re.Pattern[str], accept: Accept
-) -> tuple[Hit | None, Hit | None]:
-    """Buyer comes first in reading order on every layout (above the seller, or left of it)."""
-    hits: list[Hit] = []
-    for match in find_labels(rows, label):
-        hit = read_match(rows, match, accept, STOP)
-        if hit is not None and all(hit.lines != other.lines for other in hits):
-            hits.append(hit)
-    buyer = hits[0] if hits else None
-    seller = hits[1] if len(hits) > 1 else None
-    return buyer, seller
+def _parties(rows: Sequence[Row], lines: Sequence[TextLine], fully_digital: bool) -> dict[str, Hit | None]:
+    """Names and IDs from the block each label stands in (see ``parties``), never from the next block.
+
+    A block whose ID label has nothing after it (a private buyer) gives no ID; a block whose ID
+    label was not read falls back to an ID-shaped value under its name, sent to review.
+    """
+    found: dict[str, Hit | None] = dict.fromkeys(PARTY_FIELDS)
+    names = find_labels(rows, NAME_LABEL)
+    ids = find_labels(rows, TAX_ID_LABEL)
+    blocks = find_party_blocks(rows, lines, sorted(names + ids, key=lambda m: m.row.y0), fully_digital)
+    if blocks is None:
+        return found
+    for party in PARTIES:
+        name = read_party_value(rows, blocks, party, names, accept_name, STOP, below_rows=2.6)
+        tax_id = read_party_value(rows, blocks, party, ids, accept_tax_id, STOP, below_rows=1.6)
+        if tax_id is None and not any(label_party(blocks, match) == party for match in ids):
+            tax_id = unlabelled_tax_id(rows, blocks, party, names)
+        found[f"{party}_name"] = cross_check(blocks, party, name)
+        found[f"{party}_tax_id"] = cross_check(blocks, party, tax_id)
+    return found
 
 
 def _amounts_in_row(row: Row, after: int) -> list[Hit]:
@@ -248,8 +270,11 @@ def extract_vat(lines: Sequence[TextLine]) -> dict[str, Hit | None]:
         found["issue_date"] = dates[0] if dates else None
     found["check_code"] = value_after_label(rows, CHECK_LABEL, accept_check_code, STOP)
     found["machine_no"] = value_after_label(rows, MACHINE_LABEL, accept_digits(12), STOP)
-    found["buyer_name"], found["seller_name"] = _buyer_seller(rows, NAME_LABEL, accept_name)
-    found["buyer_tax_id"], found["seller_tax_id"] = _buyer_seller(rows, TAX_ID_LABEL, accept_tax_id)
+    fully_digital = classify(_text(found["title"]), page_text) in (
+        DocType.FULLY_DIGITAL_GENERAL,
+        DocType.FULLY_DIGITAL_SPECIAL,
+    )
+    found.update(_parties(rows, lines, fully_digital))
 
     found["total_amount_words"] = value_after_label(rows, WORDS_LABEL, accept_words)
     if found["total_amount_words"] is None:
@@ -300,10 +325,10 @@ def _settle_amounts(lines: Sequence[TextLine], found: dict[str, Hit | None]) -> 
     if excl is not None and tax is not None and Decimal(excl.text) + Decimal(tax.text) == total:
         return
     yen_hits = [
-        Hit(f"{parse_amount(m.group())}", (line,))
+        Hit(f"{parse_amount(m.group().lstrip('Y'))}", (line,))
         for line in lines
         for m in YEN_AMOUNT.finditer(normalize(line.text))
-        if parse_amount(m.group()) is not None
+        if parse_amount(m.group().lstrip("Y")) is not None
     ]
     for first in yen_hits:
         for second in yen_hits:
@@ -425,6 +450,8 @@ def extract_items(lines: Sequence[TextLine]) -> list[dict[str, str | None]]:
         words = "".join(cells.get(key, "") for key in ("name", "spec", "unit"))
         if words and set(words) <= set("合计"):
             break  # the 合计 row, one of its letter-spaced characters unread or shifted right
+        if re.fullmatch(r"[\u4e00-\u9fff]?计", words) or "¥" in row.text:
+            break  # the 合计 row with 合 misread (可计), or its ¥ totals: item lines print no ¥
         # Only wrapped text (name, spec, unit) and no new "*category*": the previous item goes on.
         wrapped = set(cells) <= {"name", "spec", "unit"} and not cells.get("name", "").startswith("*")
         if wrapped and items:

@@ -3,7 +3,7 @@
 Formats are recognised by their content, not their file name, one module per family:
 
 * ``images``: JPEG, PNG, TIFF (every frame), BMP, WebP, HEIC/HEIF through Pillow;
-* ``pdf``: rendered with pdfium or pdf2image (poppler), text layer read with pypdfium2 and trusted
+* ``pdf``: rendered with pdfium, text layer read with pypdfium2 and trusted
   only when it looks like real text;
 * ``ofd``: OFD e-invoices (GB/T 33190, a ZIP of XML): the invoice's own data, the page text
   objects as a text layer, and every page drawn to an image;
