@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 from pipeline.cli import QUERY_COLUMNS  # noqa: E402  (the columns `invoices query` reads)
 from pipeline.config import S3Settings  # noqa: E402
 from pipeline.model import DocType, Field, FieldStatus, InvoiceResult, PageInfo, TextLine  # noqa: E402
-from pipeline.store.index import Index, IndexEntry, Query  # noqa: E402
+from pipeline.store.index import IndexEntry, Query, open_index  # noqa: E402
 from pipeline.store.objects import original_key, page_key, result_key  # noqa: E402
 
 POINT_TARGET_MS = 5.0
