@@ -128,7 +128,9 @@ class PostgresIndex:
         try:
             import psycopg
         except ImportError as exc:
-            raise MissingDependency('the PostgreSQL index needs psycopg: pip install "psycopg[binary]"') from exc
+            raise MissingDependency(
+                'the PostgreSQL index needs psycopg: pip install "psycopg[binary]"'
+            ) from exc
         self._psycopg = psycopg
         self.url = url
         self.location = redact(url)
@@ -148,7 +150,9 @@ class PostgresIndex:
                 application_name="invoices",
             )
         except psycopg.Error as exc:
-            raise StorageError(f"cannot connect to the PostgreSQL index {self.location}: {_one_line(exc)}") from exc
+            raise StorageError(
+                f"cannot connect to the PostgreSQL index {self.location}: {_one_line(exc)}"
+            ) from exc
         except ValueError as exc:  # a malformed URL
             raise StorageError(f"not a PostgreSQL URL: {self.location}: {exc}") from exc
         return db
@@ -183,7 +187,9 @@ class PostgresIndex:
                     self._db.execute("INSERT INTO schema_version VALUES (%s)", (SCHEMA_VERSION,))
         except psycopg.Error as exc:
             self._db.close()
-            raise StorageError(f"cannot prepare the PostgreSQL index {self.location}: {_one_line(exc)}") from exc
+            raise StorageError(
+                f"cannot prepare the PostgreSQL index {self.location}: {_one_line(exc)}"
+            ) from exc
         self._db.execute("SET pg_trgm.similarity_threshold = 0.2")
         self._db.execute("SET pg_trgm.word_similarity_threshold = 0.5")
 
@@ -318,7 +324,8 @@ class PostgresIndex:
 
     def counts(self) -> dict[str, int]:
         counts = {
-            status: int(n) for status, n in self._read("SELECT status, COUNT(*) FROM documents GROUP BY status")
+            status: int(n)
+            for status, n in self._read("SELECT status, COUNT(*) FROM documents GROUP BY status")
         }
         counts["failed"] = int(self._read("SELECT COUNT(*) FROM failures")[0][0])
         return counts
