@@ -7,8 +7,9 @@ program migrates an older database forward (never back: an older program refuses
 
 * Text columns sort by code point (``COLLATE "C"``), as SQLite does, and undated documents come
   first: a listing is in the same order on both backends.
-* Fuzzy party names: ``pg_trgm`` (trigram GIN indexes on the name keys) finds the candidate keys
-  (contains the name, or similar), then rapidfuzz decides as the SQLite index does.
+* Fuzzy party names: ``party_keys`` holds each name key once; rapidfuzz compares the name with
+  them as the SQLite index does. Past ``FUZZY_SCAN_KEYS`` keys, ``pg_trgm`` (a trigram GIN index)
+  first picks the candidates (containing the name, or similar to it or to a part of it).
 * Free text: ``search_text`` (source name, parties, recognised text) with a trigram GIN index;
   each word must occur (``ILIKE``), Chinese included, since trigrams need no word splitter.
 * Every write is one transaction: a document row is there whole or not at all.
@@ -45,6 +46,7 @@ from pipeline.store.index import (
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+FUZZY_SCAN_KEYS = 50_000
 
 _COLUMNS = tuple(name for name, _ in DOCUMENT_COLUMN_TYPES)
 _ALL = ", ".join(f"d.{name}" for name in _COLUMNS)
@@ -79,8 +81,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX IF NOT EXISTS documents_seller_key ON documents (seller_key, issue_day)",
         "CREATE INDEX IF NOT EXISTS documents_buyer_key ON documents (buyer_key, issue_day)",
         "CREATE INDEX IF NOT EXISTS documents_review ON documents (review_state)",
-        "CREATE INDEX IF NOT EXISTS documents_seller_trgm ON documents USING gin (seller_key gin_trgm_ops)",
-        "CREATE INDEX IF NOT EXISTS documents_buyer_trgm ON documents USING gin (buyer_key gin_trgm_ops)",
+        # Every name key once (a few thousand parties for 100,000 invoices): fuzzy search reads these.
+        'CREATE TABLE IF NOT EXISTS party_keys (kind TEXT COLLATE "C" NOT NULL, key TEXT COLLATE "C" NOT NULL, '
+        "PRIMARY KEY (kind, key))",
+        "CREATE INDEX IF NOT EXISTS party_keys_trgm ON party_keys USING gin (key gin_trgm_ops)",
         "CREATE INDEX IF NOT EXISTS documents_text_trgm ON documents USING gin (search_text gin_trgm_ops)",
         'CREATE TABLE IF NOT EXISTS failures (document_id TEXT COLLATE "C" PRIMARY KEY, '
         "source_name TEXT NOT NULL, error_type TEXT NOT NULL, message TEXT NOT NULL, "
@@ -257,6 +261,7 @@ class PostgresIndex:
         with self._write() as db, db.cursor() as cursor:
             cursor.executemany(_UPSERT, rows)
             cursor.execute("DELETE FROM failures WHERE document_id = ANY(%s)", ([row[0] for row in rows],))
+            _add_party_keys(cursor, rows)
         return len(rows)
 
     def record_failure(
@@ -276,6 +281,7 @@ class PostgresIndex:
         with self._write() as db, db.cursor() as cursor:
             cursor.execute("DELETE FROM documents")
             cursor.execute("DELETE FROM failures")
+            cursor.execute("DELETE FROM party_keys")
             cursor.executemany(
                 _FAILURE,
                 [(f.document_id, f.source_name, f.error_type, f.message, f.failed_at) for f in failures],
@@ -287,10 +293,12 @@ class PostgresIndex:
                 documents += 1
                 if len(batch) >= 1000:
                     cursor.executemany(_UPSERT, batch)
+                    _add_party_keys(cursor, batch)
                     stored += [row[0] for row in batch]
                     batch.clear()
             if batch:
                 cursor.executemany(_UPSERT, batch)
+                _add_party_keys(cursor, batch)
                 stored += [row[0] for row in batch]
             # A failure of a document stored since (a re-run fixed it) goes, as with an upsert.
             cursor.execute("DELETE FROM failures WHERE document_id = ANY(%s)", (stored,))
@@ -380,11 +388,14 @@ class PostgresIndex:
         target = name_key(wanted)
         if not target or column not in {"seller_key", "buyer_key"}:
             return []
-        rows = self._read(
-            f"SELECT DISTINCT {column} FROM documents WHERE {column} LIKE ? "
-            f"OR {column} %% ? OR {column} %%> ?",
-            (like_pattern(target), target, target),
-        )
+        (count,) = self._read("SELECT COUNT(*) FROM party_keys WHERE kind = ?", (column,))[0]
+        if count <= FUZZY_SCAN_KEYS:
+            rows = self._read("SELECT key FROM party_keys WHERE kind = ?", (column,))
+        else:
+            rows = self._read(
+                "SELECT key FROM party_keys WHERE kind = ? AND (key LIKE ? OR key %% ? OR key %%> ?)",
+                (column, like_pattern(target), target, target),
+            )
         return fuzzy_matches(target, (row[0] for row in rows), cutoff)
 
     # ---- hot-folder claims ------------------------------------------------------------------
@@ -434,6 +445,17 @@ _FAILURE = (
     "source_name = excluded.source_name, error_type = excluded.error_type, "
     "message = excluded.message, failed_at = excluded.failed_at"
 )
+
+
+_SELLER = _COLUMNS.index("seller_key")
+_BUYER = _COLUMNS.index("buyer_key")
+
+
+def _add_party_keys(cursor: Any, rows: list[tuple[Any, ...]]) -> None:
+    keys = {("seller_key", row[_SELLER]) for row in rows if row[_SELLER]}
+    keys |= {("buyer_key", row[_BUYER]) for row in rows if row[_BUYER]}
+    if keys:
+        cursor.executemany("INSERT INTO party_keys VALUES (%s, %s) ON CONFLICT DO NOTHING", sorted(keys))
 
 
 def _values(entry: IndexEntry) -> tuple[Any, ...]:
