@@ -146,7 +146,7 @@ def test_worker_killed_mid_task_is_rerun_and_stored_once(
         )
 
     with distributed.Client(dask_cluster) as watcher:
-        before = {info["pid"] for info in watcher.scheduler_info()["workers"].values()}
+        before = set(watcher.run(os.getpid).values())
         thread = threading.Thread(target=run)
         thread.start()
         victim = None
@@ -154,7 +154,7 @@ def test_worker_killed_mid_task_is_rerun_and_stored_once(
         while victim is None and time.monotonic() < deadline and thread.is_alive():
             busy = [address for address, keys in watcher.processing().items() if keys]
             if busy:
-                victim = watcher.scheduler_info()["workers"][busy[0]]["pid"]
+                victim = watcher.run(os.getpid, workers=busy[:1])[busy[0]]
             else:
                 time.sleep(0.05)
         assert victim is not None, "no task was ever seen running"
@@ -162,7 +162,7 @@ def test_worker_killed_mid_task_is_rerun_and_stored_once(
         thread.join(timeout=600)
         assert not thread.is_alive()
         watcher.wait_for_workers(2, timeout=120)
-        after = {info["pid"] for info in watcher.scheduler_info()["workers"].values()}
+        after = set(watcher.run(os.getpid).values())
     out = capsys.readouterr().out
     assert outcome["code"] == 0, out
     assert victim in before and victim not in after, "the worker was killed and replaced"
