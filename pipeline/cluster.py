@@ -181,9 +181,13 @@ class ClusterExecutor:
             self.close()
             raise ClusterError(f"cannot reach the Dask scheduler at {spec}: {exc}") from exc
         threads = sum(self.client.nthreads().values())
+        if threads < 1:  # a scheduler started just now: its workers are still joining
+            with contextlib.suppress(Exception):
+                self.client.wait_for_workers(1, timeout=CONNECT_SECONDS)
+            threads = sum(self.client.nthreads().values())
         if threads < 1:
             self.close()
-            raise ClusterError(f"the Dask cluster at {spec} has no workers")
+            raise ClusterError(f"the Dask cluster at {spec} has no workers (waited {CONNECT_SECONDS:.0f} s)")
         self.workers = threads
         log.info("Dask cluster %s: %d worker threads", self.client.scheduler.address, threads)
 

@@ -19,7 +19,18 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if args.stable_seconds < 0 or args.poll_interval <= 0:
         raise BadArgs("--stable-seconds must be 0 or more and --poll-interval more than 0")
     workers = args.workers or os.cpu_count() or 1
+    if args.cluster:
+        import logging
+
+        from pipeline.cluster import check_store_for_cluster, parse_cluster
+
+        address, local_workers = parse_cluster(args.cluster)
+        workers = local_workers or 1
+        if getattr(args, "verbose", 0) < 2:
+            logging.getLogger("distributed").setLevel(logging.WARNING)
     settings = settings_from(args, threads_per_worker=max(1, (os.cpu_count() or 1) // workers))
+    if args.cluster:
+        check_store_for_cluster(settings.store, address)
     options = WatchOptions(
         workers=workers,
         stable_seconds=args.stable_seconds,
@@ -27,17 +38,26 @@ def cmd_watch(args: argparse.Namespace) -> int:
         use_inotify=not args.poll,
         on_success=args.on_success,
         once=args.once,
+        shared_claims=bool(args.cluster),
     )
     store = open_store_for(settings)
+    cluster = None
     try:
+        if args.cluster:
+            from pipeline.cluster import ClusterExecutor
+
+            cluster = ClusterExecutor(args.cluster, settings, store)
         report = watch(
             args.folder,
             settings,
             store,
             options,
             store_factory=lambda: open_store_for(settings, rebuild_missing_index=False),
+            cluster=cluster,
         )
     finally:
+        if cluster is not None:
+            cluster.close()
         store.close()
     if args.once and not args.quiet:
         rows = [("done", report.done), ("failed", report.failed), ("recovered", report.recovered)]
@@ -56,7 +76,11 @@ def register(commands: Any) -> None:
             "<name>.error.txt giving the reason. Files left behind by a crashed watcher are taken over.\n"
             "Temporary and partial names (.part, .tmp, .crdownload, ~$*, hidden) are ignored, symbolic\n"
             "links refused. SIGTERM or Ctrl-C finishes the documents in flight and stops; a second one\n"
-            "stops at once. See docs/HOTFOLDER.md (states, log format, a systemd unit)."
+            "stops at once. See docs/HOTFOLDER.md (states, log format, a systemd unit).\n\n"
+            "Several machines on one shared folder (NFS, SMB): give each watcher --cluster (Dask) and\n"
+            "the same postgresql:// --index and s3:// --store. Files are then claimed through the index\n"
+            "(one row per file, so each is taken once) instead of flock, and a watcher whose heartbeat\n"
+            "stops for 60 s is dead: its files are taken over. See docs/SCALE.md."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -64,6 +88,13 @@ def register(commands: Any) -> None:
     watch.add_argument("folder", type=Path, metavar="HOTFOLDER")
     watch.add_argument(
         "--workers", type=int, default=None, help="parallel worker processes (default: number of cores)"
+    )
+    watch.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        default=None,
+        help="process on Dask distributed (tcp://SCHEDULER:8786 or local:N) and claim files through the "
+        "shared index, for watchers on several machines; replaces --workers",
     )
     watch.add_argument(
         "--once", action="store_true", help="process what is in the folder, then exit (cron, tests)"
