@@ -167,7 +167,7 @@ class ClusterExecutor:
                     threads_per_worker=1,
                     processes=True,
                     host="127.0.0.1",
-                    dashboard_address=None,
+                    dashboard_address="127.0.0.1:0",
                     silence_logs=logging.WARNING,
                     env={"OMP_NUM_THREADS": "1"},
                 )
