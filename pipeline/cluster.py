@@ -33,8 +33,6 @@ from concurrent.futures import Future
 from typing import Any
 from urllib.parse import urlsplit
 
-from distributed import WorkerPlugin
-
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, MissingDependency, PipelineError, StorageError
 from pipeline.ingest import Job, WorkResult, work
@@ -129,17 +127,22 @@ def process_stored(document_id: str, path: str, name: str, settings: Settings) -
     return result
 
 
-class _Lifeline(WorkerPlugin):
-    """Each worker process of a local cluster exits when the client that started it is gone."""
+def _load_engine(settings: Settings) -> None:
+    from pipeline.ocr import get_engine
 
-    name = "invoices-lifeline"
+    get_engine(settings)
 
-    def __init__(self, parent_pid: int) -> None:
-        self.parent_pid = parent_pid
 
-    def setup(self, worker: Any) -> None:
-        if os.getppid() == self.parent_pid:  # only processes this client started
-            die_with_parent(self.parent_pid)
+LIFELINE_VARIABLE = "INVOICES_LIFELINE_PID"
+
+
+def dask_setup(worker: Any) -> None:
+    """Dask preload hook (``preload=["pipeline.cluster"]``): a worker process of a local cluster
+    exits when the client that started it is gone, even after SIGKILL (``pipeline.lifeline``).
+    Runs as the worker starts, before it takes any task."""
+    parent = os.environ.get(LIFELINE_VARIABLE, "")
+    if parent.isdigit() and os.getppid() == int(parent):  # only the processes that client started
+        die_with_parent(int(parent))
 
 
 # ---- the client side ------------------------------------------------------------------
@@ -162,6 +165,11 @@ class ClusterExecutor:
         self._lost = False
         try:
             if self.address == "local":
+                # The workers inherit this config. Dask's sampling profiler (every 10 ms, in each
+                # worker) costs CPU that OCR needs; nobody reads its output here.
+                import dask
+
+                dask.config.set({"distributed.worker.profile.enabled": False})
                 self._cluster = distributed.LocalCluster(
                     n_workers=local_workers,
                     threads_per_worker=1,
@@ -169,10 +177,10 @@ class ClusterExecutor:
                     host="127.0.0.1",
                     dashboard_address="127.0.0.1:0",
                     silence_logs=logging.WARNING,
-                    env={"OMP_NUM_THREADS": "1"},
+                    env={"OMP_NUM_THREADS": "1", LIFELINE_VARIABLE: str(os.getpid())},
+                    preload=["pipeline.cluster"],
                 )
                 self.client = distributed.Client(self._cluster, timeout=CONNECT_SECONDS)
-                self.client.register_plugin(_Lifeline(os.getpid()))
             else:
                 self.client = distributed.Client(
                     self.address, timeout=CONNECT_SECONDS, name=f"invoices-{socket.gethostname()}"
@@ -190,6 +198,10 @@ class ClusterExecutor:
             raise ClusterError(f"the Dask cluster at {spec} has no workers (waited {CONNECT_SECONDS:.0f} s)")
         self.workers = threads
         log.info("Dask cluster %s: %d worker threads", self.client.scheduler.address, threads)
+
+    def preload(self, settings: Settings) -> None:
+        """Load the OCR engine in every worker now (seconds each), not with the first documents."""
+        self.client.run(_load_engine, settings)
 
     def submit(self, job: Job, settings: Settings) -> Future[WorkResult]:
         """Upload the original (once), then run it on a worker."""

@@ -31,6 +31,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import distributed  # noqa: E402, F401  (imported first: it sets its loggers' levels on import)
+
 from pipeline.config import Settings  # noqa: E402
 from pipeline.ingest import Outcome, Runner, State, feed  # noqa: E402
 from pipeline.store import open_store  # noqa: E402
@@ -71,10 +73,9 @@ def run(mode: str, files: list[Path], folder: Path, workers: int) -> dict[str, A
     try:
         if mode == "cluster":
             from pipeline.cluster import ClusterExecutor
-            from pipeline.ocr import get_engine
 
             cluster = ClusterExecutor(f"local:{workers}", settings, store)
-            cluster.client.run(get_engine, settings)  # load the OCR engine in every worker
+            cluster.preload(settings)
             runner = Runner(settings, store, workers, cluster=cluster)
         else:
             runner = Runner(settings, store, workers, isolate=True)

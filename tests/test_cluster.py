@@ -301,3 +301,14 @@ def test_two_clients_at_once_store_each_document_once(
     rows = _query(store, index, capsys)
     assert len(rows) == 4 and len({row["document_id"] for row in rows}) == 4
     assert len(list(Path(store).glob("documents/*/*/original"))) == 4
+
+
+@pytest.mark.slow
+def test_local_cluster_client_killed_leaves_no_worker(tmp_path: Path) -> None:
+    """The workers of `--cluster local:N` die with the client, even when it is killed with SIGKILL."""
+    from tests.test_lifeline import _scans, kill_parent_and_check
+
+    _scans(tmp_path / "in", 8)
+    command = [sys.executable, "-m", "pipeline.cli", "-q", "ingest", str(tmp_path / "in")]
+    command += ["--store", str(tmp_path / "store"), "--cluster", "local:2"]
+    kill_parent_and_check(command, tmp_path)
