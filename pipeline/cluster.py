@@ -131,6 +131,12 @@ def _load_engine(settings: Settings) -> None:
     from pipeline.ocr import get_engine
 
     get_engine(settings)
+    # One OCR of a small page: the first recognition on a thread pays for its set-up.
+    import numpy as np
+
+    page = np.full((64, 256, 3), 255, np.uint8)
+    page[24:40, 16:240] = 0
+    get_engine(settings).recognize(page, 0)
 
 
 LIFELINE_VARIABLE = "INVOICES_LIFELINE_PID"
@@ -200,8 +206,18 @@ class ClusterExecutor:
         log.info("Dask cluster %s: %d worker threads", self.client.scheduler.address, threads)
 
     def preload(self, settings: Settings) -> None:
-        """Load the OCR engine in every worker now (seconds each), not with the first documents."""
-        self.client.run(_load_engine, settings)
+        """Load the OCR engine in every worker now (seconds each), not with the first documents.
+
+        As a task on each worker (not ``Client.run``, which runs on the worker's event loop): the
+        first OCR on a thread costs seconds more than the next ones, and tasks run on the task thread.
+        """
+        tasks = [
+            self.client.submit(
+                _load_engine, settings, workers=[address], allow_other_workers=False, pure=False
+            )
+            for address in self.client.nthreads()
+        ]
+        self.client.gather(tasks)
 
     def submit(self, job: Job, settings: Settings) -> Future[WorkResult]:
         """Upload the original (once), then run it on a worker."""
