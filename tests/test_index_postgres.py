@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -100,3 +101,23 @@ def test_a_dropped_connection_is_opened_again(pg_url: str) -> None:
 def test_password_is_not_in_messages() -> None:
     assert redact("postgresql://invoices:s3cret@db:5432/x") == "postgresql://invoices@db:5432/x"
     assert redact("postgresql://db:5432/x") == "postgresql://db:5432/x"
+
+
+def test_review_correction_on_a_postgres_index(tmp_path: Path, pg_url: str) -> None:
+    from pipeline.review.corrections import apply_correction, ledger_values, review_queue
+    from pipeline.store import open_store
+
+    store = open_store(str(tmp_path / "store"), index=pg_url)
+    try:
+        result = make_result(INVOICES[1])  # its seller name needs review
+        store.save(b"original b", result.source_name, result, [])
+        assert [entry.document_id for entry in review_queue(store)] == [result.document_id]
+        apply_correction(
+            store, result.document_id[:8], "seller_name", "北京智源信息技术股份有限公司", "alice"
+        )
+        (row,) = store.index.query(Query(number="53237011"))
+        assert (row["review_state"], row["review_count"]) == ("reviewed", 1)
+        assert row["seller_name"] == "北京智源信息技术股份有限公司"
+        assert ledger_values(store, result.document_id) == {}, "no ledger on PostgreSQL: nothing, no error"
+    finally:
+        store.close()
