@@ -359,12 +359,10 @@ class Watcher:
         temp = self.folder.processing / f".new-{self.owner}"
         try:
             temp.mkdir()
-            if self.claims is not None:  # liveness is the heartbeat in the index, not a lock
-                temp.rename(self.mine)
-                return
-            self._lock_fd = os.open(temp / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.write(self._lock_fd, f"{self.owner}\n".encode())
+            if self.claims is None:  # with shared claims, liveness is the heartbeat in the index
+                self._lock_fd = os.open(temp / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.write(self._lock_fd, f"{self.owner}\n".encode())
             temp.rename(self.mine)
         except OSError as exc:
             raise StorageError(
@@ -372,11 +370,12 @@ class Watcher:
                 "with rename and flock: a local disk, NFSv4 or SMB)"
             ) from exc
         log.info(
-            "watching %s as %s (%d workers, stable after %.1f s)",
+            "watching %s as %s (%d workers, stable after %.1f s%s)",
             self.folder.root,
             self.owner,
             self.options.workers,
             self.options.stable_seconds,
+            ", claims in the shared index" if self.claims is not None else "",
         )
 
     def _release_ownership(self) -> None:
