@@ -30,10 +30,21 @@ S3AddressingStyle = Literal["auto", "path", "virtual"]
 S3Encryption = Literal["AES256", "aws:kms"]
 
 
-def default_index() -> Path | None:
-    """``$INVOICES_INDEX``; None means: beside a directory store, or in the cache for S3."""
-    value = os.environ.get("INVOICES_INDEX", "").strip()
-    return Path(value).expanduser() if value else None
+def default_index() -> Path | str | None:
+    """``$INVOICES_INDEX``: an SQLite file or a ``postgresql://`` URL; None means: beside a
+    directory store, or in the cache for S3."""
+    return _index_location(os.environ.get("INVOICES_INDEX", ""))
+
+
+def _index_location(value: str | Path | None) -> Path | str | None:
+    if value is None or isinstance(value, Path):
+        return value.expanduser() if isinstance(value, Path) else None
+    value = value.strip()
+    if not value:
+        return None
+    if value.lower().startswith(("postgresql://", "postgres://")):
+        return value
+    return Path(value).expanduser()
 
 
 def default_index_dir() -> Path:
@@ -78,7 +89,8 @@ class Settings(BaseModel):
 
     engine: EngineName = "onnx"
     store: str = Field(default_factory=default_store)
-    index: Path | None = Field(default_factory=default_index)
+    # An SQLite file (Path) or a PostgreSQL URL (str, postgresql://USER@HOST:PORT/DB).
+    index: Path | str | None = Field(default_factory=default_index)
     s3: S3Settings = Field(default_factory=S3Settings)
     model_dir: Path = Field(default_factory=default_model_dir)
     render_dpi: int = Field(200, ge=72, le=600)
@@ -94,6 +106,11 @@ class Settings(BaseModel):
     max_bundle_members: int = Field(500, gt=0)
     max_unpacked_bytes: int = Field(300 * 1024 * 1024, gt=0)
     max_compression_ratio: float = Field(200.0, gt=1.0)
+
+    @field_validator("index", mode="before")
+    @classmethod
+    def _index_path_or_url(cls, value: str | Path | None) -> Path | str | None:
+        return _index_location(value)
 
     @field_validator("store")
     @classmethod

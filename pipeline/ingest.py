@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Settings
 from pipeline.errors import InputError, OcrEngineError, PipelineError, StorageError, TooLarge
@@ -51,8 +51,11 @@ from pipeline.load import SUPPORTED_EXTENSIONS, sniff_format
 from pipeline.load.bundles import expand_bundle
 from pipeline.model import InvoiceResult
 from pipeline.process import content_id, process_document
-from pipeline.store import Store
+from pipeline.store import Store, Written
 from pipeline.store.invoices import same_invoice_note
+
+if TYPE_CHECKING:
+    from pipeline.cluster import ClusterExecutor
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +112,8 @@ class WorkResult:
     worker: int = 0
     worker_peak_mb: float = 0.0
     cpu_seconds: float = 0.0  # CPU time of the worker process on this document
+    # Set by a cluster worker that wrote the pages and result.json itself: the client only indexes.
+    written: Written | None = None
 
 
 @dataclass
@@ -441,6 +446,15 @@ def save_result(result: WorkResult, data: bytes, name: str, store: Store) -> Out
         "worker_peak_mb": result.worker_peak_mb,
         "cpu_seconds": result.cpu_seconds,
     }
+    if result.result is None and result.error_type == "StorageError":  # a cluster worker could not store it
+        return Outcome(
+            result.path,
+            State.FAILED,
+            result.document_id,
+            message=f"StorageError: not stored, retried on the next run: {result.error}",
+            error_type="StorageError",
+            **common,
+        )
     if result.result is None:
         try:
             store.save_failure(result.document_id, name, result.error_type, result.error)
@@ -456,7 +470,11 @@ def save_result(result: WorkResult, data: bytes, name: str, store: Store) -> Out
         )
     invoice = InvoiceResult.from_dict(result.result)
     try:
-        created = store.save(data, name, invoice, result.page_pngs)
+        if result.written is not None:
+            store.index_written(invoice, result.written)
+            created = result.written.created
+        else:
+            created = store.save(data, name, invoice, result.page_pngs)
     except StorageError as exc:
         return Outcome(
             result.path,
@@ -507,7 +525,9 @@ class Runner:
     threads with a store each; without it, on the caller's thread as they arrive.
 
     One worker runs in this process, unless ``isolate``: then in a worker process too, so that a
-    document that crashes its process takes only itself down (what a daemon wants).
+    document that crashes its process takes only itself down (what a daemon wants). With
+    ``cluster`` (``pipeline.cluster.ClusterExecutor``) the documents run on Dask workers instead,
+    as many at a time as the cluster has threads; the rest is the same.
     """
 
     def __init__(
@@ -517,10 +537,12 @@ class Runner:
         workers: int,
         store_factory: Callable[[], Store] | None = None,
         isolate: bool = False,
+        cluster: ClusterExecutor | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.workers = max(1, workers)
+        self.cluster = cluster
+        self.workers = max(1, cluster.workers if cluster is not None else workers)
         self.isolate = isolate
         self._executor: Executor | None = None
         self._log_queue: Any = None
@@ -542,6 +564,8 @@ class Runner:
     def start(self, preload_ocr: bool = False) -> None:
         """Start every worker now and return once each is ready; with ``preload_ocr``, once each has
         loaded its OCR engine (seconds): the first documents, or a measurement, do not pay for it."""
+        if self.cluster is not None:
+            return
         if preload_ocr:
             self._preload = self.settings
         executor = self._ensure_executor()
@@ -711,6 +735,9 @@ class Runner:
             self._start(self._waiting.popleft())
 
     def _start(self, job: Job) -> None:
+        if self.cluster is not None:
+            self._computing[self.cluster.submit(job, self.settings)] = job
+            return
         try:
             future = self._ensure_executor().submit(work, str(job.path), job.data, job.name, self.settings)
         except BrokenProcessPool:  # a worker died while idle (the OOM killer): start a new pool
@@ -771,6 +798,8 @@ class Runner:
         if abort:
             self._waiting.clear()
             self._suspects.clear()
+            if self.cluster is not None:
+                self.cluster.cancel_pending()
         self._shutdown_executor(kill=abort)
         self._savers.close()
         self._stop_log_listener()
@@ -784,6 +813,7 @@ def run_batch(
     on_done: Callable[[Outcome], None] | None = None,
     follow: Collection[Path] = (),
     store_factory: Callable[[], Store] | None = None,
+    cluster: ClusterExecutor | None = None,
 ) -> list[Outcome]:
     """Ingest ``files``; documents already in the store are skipped without OCR.
 
@@ -791,6 +821,7 @@ def run_batch(
     before any work starts and a progress display can leave them out of its rate and ETA.
     Symbolic links are refused unless they are in ``follow`` (the paths a user named).
     ``store_factory`` opens more connections to ``store`` for the saver threads (see ``Runner``).
+    ``cluster`` runs the documents on Dask workers (``pipeline.cluster``) instead of local processes.
     """
     outcomes: list[Outcome] = []
 
@@ -824,7 +855,7 @@ def run_batch(
         else:
             todo.append(path)
 
-    runner = Runner(settings, store, workers, store_factory)
+    runner = Runner(settings, store, workers, store_factory, cluster=cluster)
     aborted = True
     try:
         feed(runner, todo, report, follow)

@@ -18,7 +18,11 @@ free (it crashed, or was killed) are taken over by the next watcher that looks, 
 on every scan. Taking a file over is safe because storage is content-addressed: a document
 stored before the crash is recognised and only moved to ``done/``.
 
-See docs/HOTFOLDER.md.
+With ``shared_claims`` (``invoices watch --cluster``: watchers on several machines share one
+folder over NFS or SMB, where ``flock`` is not reliable) each file is also claimed through the
+shared index (``Index.claim``: a row with a unique key, so only one watcher gets it), and a
+watcher is alive while its heartbeat in the index is fresh; a dead watcher's claims and files are
+taken over once its heartbeat is ``claim_stale_seconds`` old. See docs/HOTFOLDER.md, docs/SCALE.md.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from pipeline.ingest import (
     symlink_reason,
 )
 from pipeline.store import Store
+from pipeline.store.index import CLAIM_STALE_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +114,9 @@ class WatchOptions:
     once: bool = False
     handle_signals: bool = True
     retry_seconds: float = RETRY_FIRST_SECONDS  # first delay before a document whose save failed is redone
+    # Claims and liveness through the shared index, not flock (watchers on several machines).
+    shared_claims: bool = False
+    claim_stale_seconds: float = CLAIM_STALE_SECONDS
 
 
 class WatchObserver(Protocol):
@@ -275,7 +283,10 @@ class Watcher:
         options: WatchOptions,
         store_factory: Any,
         observers: Sequence[WatchObserver] = (),
+        cluster: Any = None,
     ) -> None:
+        self.cluster = cluster
+        self.claims = SharedClaims(store, options.claim_stale_seconds) if options.shared_claims else None
         self.folder = HotFolder(folder.absolute())
         self.observers = tuple(observers)
         self.settings = settings
@@ -309,7 +320,14 @@ class Watcher:
         self._take_ownership()
         previous = self._install_signals()
         observer = self._start_inotify()
-        runner = Runner(self.settings, self.store, self.options.workers, self.store_factory, isolate=True)
+        runner = Runner(
+            self.settings,
+            self.store,
+            self.options.workers,
+            self.store_factory,
+            isolate=True,
+            cluster=self.cluster,
+        )
         aborted = True
         try:
             self._repair_failed()
@@ -331,6 +349,8 @@ class Watcher:
         announced = False
         while True:
             self._notify("loop_turned")
+            if self.claims is not None:
+                self.claims.beat(self.owner)
             for job, outcome in runner.results(timeout=0):
                 self._finish(job, outcome)
             if self._stopping > 1:
@@ -368,12 +388,15 @@ class Watcher:
 
     def _take_ownership(self) -> None:
         """Create ``.processing/<owner>/`` with its lock held, visible only once locked."""
+        if self.claims is not None:
+            self.claims.start(self.folder.root, self.owner)
         temp = self.folder.processing / f".new-{self.owner}"
         try:
             temp.mkdir()
-            self._lock_fd = os.open(temp / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.write(self._lock_fd, f"{self.owner}\n".encode())
+            if self.claims is None:  # with shared claims, liveness is the heartbeat in the index
+                self._lock_fd = os.open(temp / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.write(self._lock_fd, f"{self.owner}\n".encode())
             temp.rename(self.mine)
         except OSError as exc:
             raise StorageError(
@@ -381,11 +404,12 @@ class Watcher:
                 "with rename and flock: a local disk, NFSv4 or SMB)"
             ) from exc
         log.info(
-            "watching %s as %s (%d workers, stable after %.1f s)",
+            "watching %s as %s (%d workers, stable after %.1f s%s)",
             self.folder.root,
             self.owner,
             self.options.workers,
             self.options.stable_seconds,
+            ", claims in the shared index" if self.claims is not None else "",
         )
 
     def _release_ownership(self) -> None:
@@ -396,6 +420,8 @@ class Watcher:
             if not left:
                 (self.mine / LOCK_NAME).unlink(missing_ok=True)
                 self.mine.rmdir()
+                if self.claims is not None:
+                    self.claims.retire(self.owner)
             else:
                 log.warning(
                     "%d claimed files left in %s: the next watcher takes them over", len(left), self.mine
@@ -561,14 +587,19 @@ class Watcher:
             refusal = FileRefused(symlink_reason(source, self.folder.root))
         elif not stat.S_ISREG(info.st_mode):
             refusal = FileRefused("not a regular file (a device, FIFO or socket): refused")
+        if self.claims is not None and not self.claims.claim(entry.name, self.owner):
+            log.debug("%s is claimed by another watcher", entry.name)
+            return
         target = self._free_name(entry.name)
         try:
             source.rename(target)
         except FileNotFoundError:
             log.debug("%s was taken by another watcher", entry.name)
+            self._release(entry.name)
             return
         except OSError as exc:
             log.warning("cannot claim %s: %s", entry.name, exc.strerror, extra={"path": entry.path})
+            self._release(entry.name)
             return
         self._seen.pop(entry.name, None)
         self._closed.discard(entry.name)
@@ -613,6 +644,10 @@ class Watcher:
         log.info("processing %s", name, extra={**extra, "document": job.document_id, "owner": self.owner})
         runner.submit(job)
 
+    def _release(self, name: str) -> None:
+        if self.claims is not None:
+            self.claims.release(name, self.owner)
+
     # -- finishing
 
     def _finish(self, job: Job, outcome: Outcome) -> None:
@@ -621,6 +656,12 @@ class Watcher:
             if outcome is None:
                 return
         claim: _Claim = job.tag if isinstance(job.tag, _Claim) else job.tag.claim
+        try:
+            self._finish_claim(job, outcome, claim)
+        finally:
+            self._release(claim.name)
+
+    def _finish_claim(self, job: Job, outcome: Outcome, claim: _Claim) -> None:
         name = source_name(Path(claim.name))
         extra: dict[str, Any] = {"path": name, "state": str(outcome.state), "owner": self.owner}
         if outcome.document_id:
@@ -739,6 +780,9 @@ class Watcher:
         for owner in owners:
             if owner.name.startswith(".new-") and not _older_than(owner, 60.0):
                 continue  # a watcher being born
+            if self.claims is not None:
+                claims.extend(self._take_over(owner))
+                continue
             lock_path = owner / LOCK_NAME
             try:
                 fd = os.open(lock_path, os.O_RDWR | os.O_CLOEXEC)
@@ -784,6 +828,36 @@ class Watcher:
         self.report.recovered += len(claims)
         return claims
 
+    def _take_over(self, owner: Path) -> list[_Claim]:
+        """Shared claims: the files of a watcher whose heartbeat stopped, each claimed in the index."""
+        assert self.claims is not None
+        if self.claims.alive(owner.name) or not _older_than(owner, self.claims.stale_seconds):
+            return []
+        taken: list[_Claim] = []
+        with contextlib.suppress(OSError):
+            for path in sorted(owner.iterdir()):
+                if path.name == LOCK_NAME:
+                    continue
+                if self._moved_out_already(path):
+                    path.unlink(missing_ok=True)
+                    continue
+                if not self.claims.claim(path.name, self.owner):
+                    continue  # another watcher took it over first
+                target = self._free_name(path.name)
+                try:
+                    path.rename(target)
+                except FileNotFoundError:
+                    self._release(path.name)
+                    continue
+                taken.append(_Claim(target, path.name))
+                log.warning(
+                    "recovered %s from %s (its heartbeat stopped)", path.name, owner.name,
+                    extra={"path": source_name(path)},
+                )  # fmt: skip
+            (owner / LOCK_NAME).unlink(missing_ok=True)
+            owner.rmdir()
+        return taken
+
     def _moved_out_already(self, path: Path) -> bool:
         """Whether ``path`` is also linked in done/ or failed/ (the same inode)."""
         try:
@@ -823,6 +897,61 @@ class Watcher:
                 )
 
 
+class SharedClaims:
+    """The hot folder's claims in the shared index, keyed by the folder's id and the file name.
+
+    The folder's id is kept in ``HOTFOLDER/.hotfolder-id`` (created once), so watchers that mount the
+    share at different paths agree on the keys.
+    """
+
+    ID_FILE = ".hotfolder-id"
+
+    def __init__(self, store: Store, stale_seconds: float) -> None:
+        self.index = store.index
+        self.stale_seconds = stale_seconds
+        self.folder_id = ""
+        self._next_beat = 0.0
+
+    def start(self, root: Path, owner: str) -> None:
+        path = root / self.ID_FILE
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.write(fd, secrets.token_hex(8).encode())
+            os.close(fd)
+        except FileExistsError:
+            pass
+        for _ in range(50):  # another watcher may be writing it this instant
+            self.folder_id = path.read_text().strip()
+            if self.folder_id:
+                break
+            time.sleep(0.02)
+        if not self.folder_id:
+            raise ConfigError(f"{path} is empty: delete it and start the watchers again")
+        self.beat(owner, force=True)
+
+    def beat(self, owner: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now >= self._next_beat:
+            self.index.heartbeat(owner)
+            self._next_beat = now + self.stale_seconds / 6
+
+    def alive(self, owner: str) -> bool:
+        return self.index.owner_alive(owner, self.stale_seconds)
+
+    def claim(self, name: str, owner: str) -> bool:
+        return self.index.claim(f"{self.folder_id}/{name}", owner, self.stale_seconds)
+
+    def release(self, name: str, owner: str) -> None:
+        try:
+            self.index.release(f"{self.folder_id}/{name}", owner)
+        except StorageError as exc:  # the claim goes stale and is taken over: nothing is lost
+            log.warning("could not release the claim on %s: %s", name, exc)
+
+    def retire(self, owner: str) -> None:
+        with contextlib.suppress(StorageError):
+            self.index.retire(owner)
+
+
 def watch(
     folder: Path,
     settings: Settings,
@@ -830,11 +959,13 @@ def watch(
     options: WatchOptions,
     store_factory: Any = None,
     observers: Sequence[WatchObserver] = (),
+    cluster: Any = None,
 ) -> WatchReport:
     """Watch ``folder`` until SIGTERM/SIGINT (or, with ``options.once``, until the inbox is empty).
 
     ``store`` is used on this thread; ``store_factory`` (a function returning another connection to
     the same store) lets results be written on saver threads, see ``pipeline.ingest.Runner``.
-    ``observers`` (metrics, alerts: ``pipeline.ops``) hear of every loop turn and finished file.
+    ``observers`` (metrics, alerts: ``pipeline.ops``) hear of every loop turn and finished file;
+    ``cluster`` (``pipeline.cluster.ClusterExecutor``) runs the documents on Dask workers.
     """
-    return Watcher(folder, settings, store, options, store_factory, observers).run()
+    return Watcher(folder, settings, store, options, store_factory, observers, cluster).run()

@@ -3,11 +3,15 @@
     python scripts/bench_store.py                      # both sections
     python scripts/bench_store.py --only index --docs 20000
     python scripts/bench_store.py --only s3 --objects 400
+    python scripts/bench_store.py --only index --index postgres   # PostgreSQL, a local server
 
 Sections
   index  build an index of N synthetic invoices (realistic names, dates, amounts, text), then
          time a point lookup (invoice number; target < 5 ms) and filtered listings (target < 50 ms)
-         through ``Index.query``, the code path of ``invoices query``
+         through ``Index.query``, the code path of ``invoices query``. The SQLite index by default;
+         ``--index postgresql://USER@HOST:PORT/DB`` benchmarks a PostgreSQL index there (its tables
+         are emptied first: give a scratch database), ``--index postgres`` starts a throw-away local
+         server (Debian's postgresql, 127.0.0.1) for the run
   s3     start a local SeaweedFS (``weed mini``, 127.0.0.1 only), then time put and get of page-sized
          and result-sized objects through ``S3ObjectStore`` with parallel threads
 
@@ -36,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from pipeline.cli import QUERY_COLUMNS  # noqa: E402  (the columns `invoices query` reads)
 from pipeline.config import S3Settings  # noqa: E402
 from pipeline.model import DocType, Field, FieldStatus, InvoiceResult, PageInfo, TextLine  # noqa: E402
-from pipeline.store.index import Index, IndexEntry, Query  # noqa: E402
+from pipeline.store.index import IndexEntry, Query, open_index  # noqa: E402
 from pipeline.store.objects import original_key, page_key, result_key  # noqa: E402
 
 POINT_TARGET_MS = 5.0
@@ -142,10 +146,20 @@ def _report(label: str, times: list[float], rows: int, target: float) -> None:
     )
 
 
-def bench_index(docs: int, folder: Path) -> None:
-    print(f"\n== index: {docs:,} synthetic invoices (SQLite WAL + FTS5 trigram) ==")
-    path = folder / "bench-index.sqlite"
-    index = Index(path)
+def bench_index(docs: int, folder: Path, location: str | None = None) -> None:
+    if location == "postgres":
+        from pipeline.store.pglocal import LocalPostgres
+
+        with LocalPostgres() as server:
+            bench_index(docs, folder, server.create_database("bench"))
+        return
+    if location:
+        print(f"\n== index: {docs:,} synthetic invoices (PostgreSQL, pg_trgm) ==")
+        index = open_index(location)
+        index.rebuild([], [])  # a scratch database: start empty
+    else:
+        print(f"\n== index: {docs:,} synthetic invoices (SQLite WAL + FTS5 trigram) ==")
+        index = open_index(folder / "bench-index.sqlite")
     started = time.perf_counter()
     batch: list[IndexEntry] = []
     numbers: list[str] = []
@@ -156,9 +170,12 @@ def bench_index(docs: int, folder: Path) -> None:
             index.upsert_many(batch)
             batch.clear()
     index.upsert_many(batch)
+    if location:
+        index._db.execute("ANALYZE documents")  # type: ignore[attr-defined]
     build = time.perf_counter() - started
     size = sum(p.stat().st_size for p in folder.glob("bench-index.sqlite*"))
-    print(f"  built in {build:.1f} s ({docs / build:,.0f} invoices/s), {size / 1e6:.0f} MB on disk")
+    on_disk = f", {size / 1e6:.0f} MB on disk" if size else ""
+    print(f"  built in {build:.1f} s ({docs / build:,.0f} invoices/s){on_disk}")
 
     rng = random.Random(7)
     lookups = [rng.choice(numbers) for _ in range(1000)]
@@ -270,11 +287,18 @@ def main(argv: list[str] | None = None) -> int:
         "--page-kb", type=int, default=256, help="size of a page-sized object (default 256 KB)"
     )
     parser.add_argument("--threads", type=int, default=8, help="parallel S3 requests (default 8)")
+    parser.add_argument(
+        "--index",
+        default=None,
+        metavar="URL",
+        help="benchmark a PostgreSQL index: postgresql://USER@HOST:PORT/DB (a scratch database), or "
+        "'postgres' for a throw-away local server (default: SQLite)",
+    )
     args = parser.parse_args(argv)
     sections = {part.strip() for part in args.only.split(",") if part.strip()}
     with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
         if "index" in sections:
-            bench_index(args.docs, Path(tmp))
+            bench_index(args.docs, Path(tmp), args.index)
         if "s3" in sections:
             bench_s3(args.objects, args.page_kb, args.threads, Path(tmp))
     return 0

@@ -32,7 +32,8 @@ import httpx  # noqa: E402
 
 from pipeline.model import Field, FieldStatus  # noqa: E402
 from pipeline.store import INDEX_FILE  # noqa: E402
-from pipeline.store.index import Index, IndexEntry  # noqa: E402
+from pipeline.store.index import IndexEntry  # noqa: E402
+from pipeline.store.index_sqlite import SqliteIndex as Index  # noqa: E402
 from pipeline.web import WebServer  # noqa: E402
 from scripts.bench_store import synthetic_entries  # noqa: E402
 

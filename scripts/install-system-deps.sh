@@ -4,6 +4,7 @@
 #   a CJK font     renders the sample invoices (scripts/make_samples.py) and draws OFD/XML e-invoice pages
 # With --test, also what the test suite needs:
 #   chromium, chromium-driver  the headless browser the review page's tests drive (no download)
+#   postgresql     the server the PostgreSQL index tests start (initdb/pg_ctl, with pg_trgm)
 set -euo pipefail
 
 missing=()
@@ -14,6 +15,8 @@ command -v fc-list >/dev/null 2>&1 || missing+=(fontconfig)
 if [ "${1:-}" = "--test" ]; then
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  ls /usr/share/postgresql/*/extension/pg_trgm.control >/dev/null 2>&1 || missing+=(postgresql-contrib)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -10,9 +10,11 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pipeline.store.pglocal import LocalPostgres
 from pipeline.store.seaweedfs import LocalSeaweedFS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,3 +47,44 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSeaweed
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """A real PostgreSQL server for the session (Debian's ``postgresql``), on a free 127.0.0.1 port.
+
+    Initialised in a fresh folder and run as ``nobody`` when the tests run as root (PostgreSQL
+    refuses root); password authentication; stopped and removed when the session ends. Missing
+    PostgreSQL is an error, not a skip: scripts/install-system-deps.sh --test installs it.
+    """
+    server = LocalPostgres()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def pg_url(postgres: LocalPostgres) -> str:
+    """A new, empty database on the session's server: one per test."""
+    return postgres.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def index_location(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """Each index backend in turn: None (the SQLite file beside the store) or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return None
+    return str(request.getfixturevalue("pg_url"))
+
+
+def execute_sql(index: Any, statement: str, params: tuple[Any, ...] = ()) -> None:
+    """Run one statement on either backend's own connection (tests only); ``?`` placeholders."""
+    from pipeline.store.index_postgres import PostgresIndex
+
+    if isinstance(index, PostgresIndex):
+        index._db.execute(statement.replace("?", "%s"), params)
+    else:
+        index._db.execute(statement, params)
+        index._db.commit()

@@ -1,4 +1,5 @@
-"""The index and the commands on it: query filters, export, reindex (local store, no server)."""
+"""The index and the commands on it: query filters, export, reindex; on both index backends
+(the SQLite file, and a real PostgreSQL server started by the ``postgres`` fixture)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ from pipeline.model import (
     polygon_from_rect,
 )
 from pipeline.store import Store, open_store
-from pipeline.store.index import Index, Query, name_key
+from pipeline.store.index import Query, name_key
+from pipeline.store.index_sqlite import SqliteIndex as Index
 from pipeline.store.objects import LocalObjectStore, page_key, result_key
+from tests.conftest import execute_sql
 
 # (id char, number, code, date, seller, seller tax id, buyer, total, status of seller_name field, text)
 INVOICES = [
@@ -70,8 +73,8 @@ def make_result(spec: tuple) -> InvoiceResult:  # type: ignore[type-arg]
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    opened = open_store(str(tmp_path / "store"))
+def store(tmp_path: Path, index_location: str | None) -> Store:
+    opened = open_store(str(tmp_path / "store"), index=index_location)
     for spec in INVOICES:
         result = make_result(spec)
         assert opened.save(f"original {spec[0]}".encode(), result.source_name, result, [(0, b"png")])
@@ -82,6 +85,18 @@ def store(tmp_path: Path) -> Store:
 
 def ids(rows: list[dict]) -> list[str]:  # type: ignore[type-arg]
     return [row["document_id"][0] for row in rows]
+
+
+def where(store: Store) -> list[str]:
+    """The CLI arguments naming this store and its index."""
+    args = ["--store", store.location]
+    if store.index.location.startswith("postgresql://"):
+        args += ["--index", store.index.url]  # type: ignore[attr-defined]
+    return args
+
+
+def is_postgres(store: Store) -> bool:
+    return store.index.location.startswith("postgresql://")
 
 
 def test_exact_filters(store: Store) -> None:
@@ -137,20 +152,25 @@ def test_free_text(store: Store) -> None:
 def test_reconciliation_statuses(store: Store) -> None:
     index = store.index
     assert index.query(Query(status="matched")) == [], "no reconciliation table yet: empty, no error"
-    db = sqlite3.connect(index.path)
-    db.execute(
-        "CREATE TABLE reconciliation (document_id TEXT, ledger_row INTEGER, outcome TEXT, score REAL, "
-        "differences TEXT, reason_en TEXT, reason_zh TEXT, reconciled_at REAL)"
-    )
+    if not is_postgres(store):
+        execute_sql(
+            index,
+            "CREATE TABLE reconciliation (document_id TEXT, ledger_row INTEGER, outcome TEXT, score REAL, "
+            "differences TEXT, reason_en TEXT, reason_zh TEXT, reconciled_at REAL)",
+        )
     rows = [
         ("a" * 64, 1, "matched", 1.0, "", "", "", 100.0),
         ("b" * 64, 2, "matched", 1.0, "", "", "", 100.0),
         ("b" * 64, 2, "matched_with_differences", 0.9, "total", "", "", 200.0),  # a later run
         ("c" * 64, None, "not_in_ledger", 0.0, "", "", "", 100.0),
     ]
-    db.executemany("INSERT INTO reconciliation VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    db.commit()
-    db.close()
+    for row in rows:
+        execute_sql(
+            index,
+            "INSERT INTO reconciliation (document_id, ledger_row, outcome, score, differences, reason_en, "
+            "reason_zh, reconciled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            row,
+        )
     assert ids(index.query(Query(status="matched"))) == ["a"], "the latest outcome counts"
     assert ids(index.query(Query(status="matched_with_differences"))) == ["b"]
     assert ids(index.query(Query(status="not_in_ledger", seller="凯德"))) == ["c"]
@@ -158,41 +178,41 @@ def test_reconciliation_statuses(store: Store) -> None:
 
 
 def test_cli_query_formats(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
-    where = ["--store", store.location]
-    assert main(["query", *where, "--seller", "智源", "--format", "json"]) == 0
+    where_ = where(store)
+    assert main(["query", *where_, "--seller", "智源", "--format", "json"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert [r["invoice_number"] for r in records] == ["53237011", "18582132"]
     assert records[0]["review_state"] == "pending"
-    assert main(["query", *where, "--amount-min", "40000", "--format", "csv"]) == 0
+    assert main(["query", *where_, "--amount-min", "40000", "--format", "csv"]) == 0
     parsed = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [(r["invoice_number"], r["total_amount"]) for r in parsed] == [("10631331", "48360.72")]
-    assert main(["query", *where, "--number", "78739086"]) == 0
+    assert main(["query", *where_, "--number", "78739086"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:2] == ["document_id", "source_name"]
     assert len(table) == 3 and "cccccccccccc" in table[2] and "北京凯德网络科技股份有限公司" in table[2]
-    assert main(["query", *where, "--status", "failed", "--format", "json"]) == 0
+    assert main(["query", *where_, "--status", "failed", "--format", "json"]) == 0
     (failure,) = json.loads(capsys.readouterr().out)
     assert failure["source_name"] == "broken.jpg"
-    assert main(["query", *where, "--status", "duplicate"]) == 0
+    assert main(["query", *where_, "--status", "duplicate"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2, "header and rule, no rows"
 
 
 def test_cli_rejects_bad_filters(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
-    where = ["--store", store.location]
+    where_ = where(store)
     with pytest.raises(SystemExit) as exit_info:
-        main(["query", *where, "--date-from", "2024-13-01"])
+        main(["query", *where_, "--date-from", "2024-13-01"])
     assert exit_info.value.code == 2
     assert "not a date" in capsys.readouterr().err
-    assert main(["query", *where, "--amount-min", "10", "--amount-max", "5"]) == 2
+    assert main(["query", *where_, "--amount-min", "10", "--amount-max", "5"]) == 2
     assert "--amount-min is larger" in capsys.readouterr().err
 
 
 def test_export_csv_and_xlsx(store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from openpyxl import load_workbook
 
-    where = ["--store", store.location]
+    where_ = where(store)
     out_csv = tmp_path / "out" / "invoices.csv"
-    assert main(["export", *where, "--out", str(out_csv), "--date-from", "2021-01-01"]) == 0
+    assert main(["export", *where_, "--out", str(out_csv), "--date-from", "2021-01-01"]) == 0
     assert "wrote 4 invoices" in capsys.readouterr().out
     raw = out_csv.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf"), "UTF-8 BOM for Excel"
@@ -202,7 +222,7 @@ def test_export_csv_and_xlsx(store: Store, tmp_path: Path, capsys: pytest.Captur
     assert rows[1]["tax_rates"] == "6%"
 
     out_xlsx = tmp_path / "invoices.xlsx"
-    assert main(["export", *where, "--out", str(out_xlsx)]) == 0
+    assert main(["export", *where_, "--out", str(out_xlsx)]) == 0
     sheet = load_workbook(out_xlsx).active
     header = [cell.value for cell in sheet[1]]
     values = [
@@ -214,32 +234,39 @@ def test_export_csv_and_xlsx(store: Store, tmp_path: Path, capsys: pytest.Captur
     zhiyuan = next(v for v in values if v["invoice_number"] == "18582132")
     assert zhiyuan["issue_date"].date() == date(2023, 2, 15), "the issue date is a date"
     assert zhiyuan["invoice_code"] == "011002300711", "a code keeps its leading zero"
-    assert main(["export", *where, "--out", str(tmp_path / "x.txt")]) == 2
+    assert main(["export", *where_, "--out", str(tmp_path / "x.txt")]) == 2
 
 
 def test_reindex_rebuilds_identical_index(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
-    where = ["--store", store.location]
-    assert main(["query", *where, "--format", "json"]) == 0
+    where_ = where(store)
+    assert main(["query", *where_, "--format", "json"]) == 0
     before = capsys.readouterr().out
-    assert main(["query", *where, "--status", "failed", "--format", "json"]) == 0
+    assert main(["query", *where_, "--status", "failed", "--format", "json"]) == 0
     failures_before = capsys.readouterr().out
-    db_before = _dump(store.index.path)
+    db_before = _dump(store)
+    if is_postgres(store):
+        execute_sql(store.index, "DELETE FROM documents")
+        execute_sql(store.index, "DELETE FROM failures")
     store.close()
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{store.index.path}{suffix}").unlink(missing_ok=True)
-    assert main(["reindex", *where]) == 0
+    if not is_postgres(store):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{store.index.path}{suffix}").unlink(missing_ok=True)
+    assert main(["reindex", *where_]) == 0
     assert "indexed 5 documents and 1 failures" in capsys.readouterr().out
-    assert _dump(store.index.path) == db_before, "every column, ingested_at included"
-    assert main(["query", *where, "--format", "json"]) == 0
+    assert _dump(store) == db_before, "every column, ingested_at included"
+    assert main(["query", *where_, "--format", "json"]) == 0
     assert capsys.readouterr().out == before
-    assert main(["query", *where, "--status", "failed", "--format", "json"]) == 0
+    assert main(["query", *where_, "--status", "failed", "--format", "json"]) == 0
     assert capsys.readouterr().out == failures_before
 
 
 def test_missing_index_is_rebuilt_on_open(store: Store) -> None:
+    if is_postgres(store):  # an empty database: no tables at all
+        execute_sql(store.index, "DROP TABLE documents, failures, schema_version, claims")
     store.close()
-    store.index.path.unlink()
-    again = open_store(store.location)
+    if not is_postgres(store):
+        store.index.path.unlink()
+    again = open_store(store.location, index=getattr(store.index, "url", None))
     assert ids(again.index.query(Query())) == ["b", "d", "a", "c", "e"]
     again.close()
 
@@ -268,12 +295,11 @@ def test_reindex_picks_up_reviews_and_skips_broken(store: Store) -> None:
     assert row["review_count"] == 1 and row["reviewed_at"] is not None
 
 
-def test_stored_but_unindexed_is_repaired(tmp_path: Path) -> None:
-    store = open_store(str(tmp_path))
+def test_stored_but_unindexed_is_repaired(tmp_path: Path, index_location: str | None) -> None:
+    store = open_store(str(tmp_path), index=index_location)
     result = make_result(INVOICES[0])
     store.save(b"original", result.source_name, result, [])
-    store.index._db.execute("DELETE FROM documents")
-    store.index._db.commit()
+    execute_sql(store.index, "DELETE FROM documents")
     assert store.is_stored(result.document_id)
     assert ids(store.index.query(Query(number="18582132"))) == ["a"]
     store.close()
@@ -310,8 +336,15 @@ def test_local_put_overwrites_unless_create_only(tmp_path: Path) -> None:
     assert list(objects.keys("documents/y")) == []
 
 
-def _dump(path: Path) -> list[tuple]:  # type: ignore[type-arg]
-    db = sqlite3.connect(path)
+def _dump(store: Store) -> list[tuple]:  # type: ignore[type-arg]
+    if is_postgres(store):
+        import psycopg
+
+        with psycopg.connect(store.index.url) as pg:  # type: ignore[attr-defined]
+            rows = pg.execute("SELECT * FROM documents ORDER BY document_id").fetchall()
+            failures = pg.execute("SELECT * FROM failures").fetchall()
+        return [tuple(row) for row in rows + failures]
+    db = sqlite3.connect(store.index.path)
     try:
         rows = db.execute("SELECT * FROM documents ORDER BY document_id").fetchall()
         fts = db.execute("SELECT * FROM documents_fts ORDER BY source_name").fetchall()

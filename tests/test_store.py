@@ -96,7 +96,7 @@ def test_result_round_trip() -> None:
 
 
 def _open_index(path: str, barrier: Any, outcomes: Any) -> None:
-    from pipeline.store.index import Index
+    from pipeline.store.index_sqlite import SqliteIndex as Index
 
     barrier.wait()
     try:

@@ -23,7 +23,8 @@ exit codes:
 
 environment:
   INVOICES_STORE      store location: a directory (default ./invoice-store) or s3://bucket/prefix
-  INVOICES_INDEX      the SQLite index (default <store>/index.sqlite, for S3 ~/.cache/invoices/index/)
+  INVOICES_INDEX      the index: an SQLite file (default <store>/index.sqlite, for S3
+                      ~/.cache/invoices/index/) or postgresql://USER@HOST:PORT/DB (docs/SCALE.md)
   INVOICES_MODEL_DIR  PaddleOCR model folders (default ~/.cache/invoices/models)
   AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_PROFILE: the S3
   service; INVOICES_S3_ADDRESSING_STYLE, INVOICES_S3_SSE, INVOICES_S3_MAX_ATTEMPTS (docs/S3.md)
@@ -87,9 +88,10 @@ def add_common(parser: argparse.ArgumentParser, engine: bool = False) -> None:
     )
     parser.add_argument(
         "--index",
-        type=Path,
         default=None,
-        help="the SQLite index file (default: $INVOICES_INDEX, <store>/index.sqlite for a directory, "
+        metavar="FILE|URL",
+        help="the index: an SQLite file, or postgresql://USER@HOST:PORT/DB shared by several machines "
+        "(default: $INVOICES_INDEX, <store>/index.sqlite for a directory, "
         "~/.cache/invoices/index/<bucket>-<hash>.sqlite for S3)",
     )
     if engine:

@@ -23,7 +23,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from pipeline.ingest import State, discover, run_batch
 
     workers = args.workers or os.cpu_count() or 1
+    if args.cluster:
+        from pipeline.cluster import check_store_for_cluster, parse_cluster
+
+        address, local_workers = parse_cluster(args.cluster)
+        if (
+            getattr(args, "verbose", 0) < 2
+        ):  # Dask's own INFO lines (workers starting, closing) are noise here
+            logging.getLogger("distributed").setLevel(logging.WARNING)
+        # Each worker of a local cluster gets its share of the cores; remote workers their own one.
+        workers = local_workers or 1
     settings = settings_from(args, threads_per_worker=max(1, (os.cpu_count() or 1) // workers))
+    if args.cluster:
+        check_store_for_cluster(settings.store, address)
     missing = [str(path) for path in args.paths if not path.exists()]
     if missing:
         raise BadArgs(f"no such file or folder: {', '.join(missing)}")
@@ -31,6 +43,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     for path in skipped:
         log.info("skipped (not a format read, by its name): %s", path)
     store = open_store_for(settings)
+    cluster = None
+    if args.cluster and files:
+        from pipeline.cluster import ClusterExecutor
+
+        try:
+            cluster = ClusterExecutor(args.cluster, settings, store)
+        except BaseException:
+            store.close()
+            raise
     log_json = getattr(args, "log_json", False)
     # Documents already stored are taken off the total (not counted as done): rate and ETA are the work's.
     bar = tqdm(
@@ -78,9 +99,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 on_done_watched,
                 follow=set(args.paths),
                 store_factory=lambda: open_store_for(settings, rebuild_missing_index=False),
+                cluster=cluster,
             )
     finally:
         bar.close()
+        if cluster is not None:
+            cluster.close()
         store.close()
     stored = [o for o in outcomes if o.state == State.STORED]
     failed = [o for o in outcomes if o.state == State.FAILED]
@@ -164,7 +188,14 @@ def register(commands: Any) -> None:
             "XML pages are drawn) and result, and indexes it. Files already in the store (same "
             "content) are skipped, so a re-run only does what is missing. A file that cannot be "
             "processed is reported with its reason and the batch goes on; one that is not a "
-            "document is named in the summary with its reason."
+            "document is named in the summary with its reason.\n\n"
+            "With --cluster the documents run on Dask workers (several machines): the originals go to\n"
+            "the store once, workers read them from there and write pages and results back, and this\n"
+            "command indexes them. Use an s3:// store and a postgresql:// index shared by every machine\n"
+            "(docs/SCALE.md):\n\n"
+            "  invoices ingest scans/ --cluster local:2      # try it: 2 worker processes here\n"
+            "  invoices ingest scans/ --cluster tcp://scheduler:8786 --store s3://invoices/prod \\\n"
+            "      --index postgresql://invoices@db:5432/invoices"
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -172,6 +203,14 @@ def register(commands: Any) -> None:
     ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
     ingest.add_argument(
         "--workers", type=int, default=None, help="parallel worker processes (default: number of cores)"
+    )
+    ingest.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        default=None,
+        help="run on Dask distributed: tcp://SCHEDULER:8786 (an existing cluster; its workers need this "
+        "package, the OCR models and the S3 credentials), or local:N (N worker processes here, 1 "
+        "thread each); replaces --workers",
     )
     add_monitoring_flags(ingest)
     add_common(ingest, engine=True)

@@ -167,7 +167,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     store = open_store_for(settings, rebuild_missing_index=False)
     try:
         report = store.reindex(workers=args.workers)
-        index_path = store.index.path
+        index_path = store.index.location
     finally:
         store.close()
     for key, why in report.skipped:
@@ -253,7 +253,7 @@ def register(commands: Any) -> None:
         "reindex",
         help="rebuild the index from the store alone",
         description=(
-            "Rebuild the SQLite index from the store (the source of truth): every stored result "
+            "Rebuild the index (SQLite or PostgreSQL) from the store (the source of truth): every stored result "
             "(the current one, after reviews) and every failure record. The old index stays "
             "usable until the new one is complete."
         ),

@@ -245,7 +245,11 @@ def ledger_values(store: Store, document_id: str) -> dict[str, str]:
     lookup = getattr(module, "ledger_values", None) if module else None
     if lookup is None:
         return {}
-    values = lookup(store, document_id) or {}
+    try:
+        values = lookup(store, document_id) or {}
+    except PipelineError as exc:  # e.g. a PostgreSQL index: the ledger tables are SQLite-only for now
+        log.debug("no ledger values for %s: %s", document_id[:12], exc)
+        return {}
     return {str(name): display_value(value) for name, value in dict(values).items()}
 
 

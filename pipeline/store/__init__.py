@@ -1,4 +1,4 @@
-"""Beside the stages: object storage plus the SQLite index, behind one ``Store``.
+"""Beside the stages: object storage plus the index (SQLite or PostgreSQL), behind one ``Store``.
 
 The objects (a directory or an S3 bucket) are the source of truth; the index is derived from
 them and ``Store.reindex`` rebuilds it from the objects alone.
@@ -20,7 +20,7 @@ from pipeline.config import S3Settings, default_index_dir
 from pipeline.errors import NotFound, StorageError, UnsupportedFormat
 from pipeline.load import sniff_format
 from pipeline.model import InvoiceResult
-from pipeline.store.index import FailureEntry, Index, IndexEntry, Query
+from pipeline.store.index import FailureEntry, Index, IndexEntry, Query, open_index
 from pipeline.store.objects import (
     LocalObjectStore,
     ObjectInfo,
@@ -83,28 +83,24 @@ class Store:
         document_id = result.document_id
         if self.is_stored(document_id):
             return False
-        now = round(time.time(), 6)  # kept as text in the object's metadata: reindex reads it back exact
-        meta = {"source_name": source_name}
-        self.objects.put(original_key(document_id), data, _content_type(data), meta, create_only=True)
-        pages = sorted(page_pngs)
-        for index, png in pages:
-            self.objects.put(page_key(document_id, index), png, "image/png", meta)
-        body = json.dumps(result.to_dict(), ensure_ascii=False, indent=1).encode()
-        created = self.objects.put(
-            result_key(document_id),
-            body,
-            "application/json",
-            {**meta, "ingested_at": f"{now:.6f}"},
-            create_only=True,
-        )
-        if created:
-            page_keys = [page_key(document_id, index) for index, _ in pages]
+        put_original(self.objects, data, source_name, document_id)
+        written = write_document(self.objects, source_name, result, page_pngs)
+        self.index_written(result, written)
+        return written.created
+
+    def index_written(self, result: InvoiceResult, written: Written) -> None:
+        """Index a document ``write_document`` wrote (here, or on a cluster worker)."""
+        document_id = result.document_id
+        if written.created:
             self.index.upsert(
-                result, result_key(document_id), original_key(document_id), now, page_keys=page_keys
+                result,
+                result_key(document_id),
+                original_key(document_id),
+                written.ingested_at,
+                page_keys=written.page_keys,
             )
         else:  # another writer committed the same document first: index what it stored
             self._index_stored(document_id)
-        return created
 
     def save_failure(self, document_id: str, source_name: str, error_type: str, message: str) -> None:
         failed_at = time.time()
@@ -272,6 +268,43 @@ class Store:
             raise _Unreadable(key, f"{type(exc).__name__}: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class Written:
+    """What ``write_document`` did: whether it committed the record, when, and the page keys."""
+
+    created: bool
+    ingested_at: float
+    page_keys: tuple[str, ...]
+
+
+def put_original(objects: ObjectStore, data: bytes, source_name: str, document_id: str) -> bool:
+    """Store the original file, create-only (content-addressed: a second upload writes nothing)."""
+    meta = {"source_name": source_name}
+    return objects.put(original_key(document_id), data, _content_type(data), meta, create_only=True)
+
+
+def write_document(
+    objects: ObjectStore, source_name: str, result: InvoiceResult, page_pngs: list[tuple[int, bytes]]
+) -> Written:
+    """Write the page images, then result.json (create-only: the commit point). The original must be
+    stored already (``put_original``). No index involved: a cluster worker calls this."""
+    document_id = result.document_id
+    now = round(time.time(), 6)  # kept as text in the object's metadata: reindex reads it back exact
+    meta = {"source_name": source_name}
+    pages = sorted(page_pngs)
+    for index, png in pages:
+        objects.put(page_key(document_id, index), png, "image/png", meta)
+    body = json.dumps(result.to_dict(), ensure_ascii=False, indent=1).encode()
+    created = objects.put(
+        result_key(document_id),
+        body,
+        "application/json",
+        {**meta, "ingested_at": f"{now:.6f}"},
+        create_only=True,
+    )
+    return Written(created, now, tuple(page_key(document_id, index) for index, _ in pages))
+
+
 class _Unreadable(Exception):
     def __init__(self, key: str, why: str) -> None:
         super().__init__(f"{key}: {why}")
@@ -345,36 +378,47 @@ def is_s3_location(location: str) -> bool:
     return location.strip().lower().startswith("s3://")
 
 
+def open_objects(location: str, s3: S3Settings | None = None) -> ObjectStore:
+    """The object store alone (a cluster worker needs no index); an S3 store is checked on open."""
+    if is_s3_location(location):
+        from pipeline.store.s3 import S3ObjectStore
+
+        s3_objects = S3ObjectStore(location.strip(), s3)
+        s3_objects.check()
+        return s3_objects
+    return LocalObjectStore(Path(location).expanduser())
+
+
 def open_store(
     location: str,
-    index: Path | None = None,
+    index: Path | str | None = None,
     s3: S3Settings | None = None,
     rebuild_missing_index: bool = True,
 ) -> Store:
     """A store from a directory path (embedded default) or an ``s3://bucket/prefix`` URL.
 
-    The index is ``index`` if given; otherwise ``<dir>/index.sqlite`` for a directory store and
+    The index is ``index`` if given (an SQLite file, or a ``postgresql://`` URL: see
+    ``pipeline.store.index.open_index``); otherwise ``<dir>/index.sqlite`` for a directory store and
     ``~/.cache/invoices/index/<bucket>-<hash>.sqlite`` for an S3 store. An S3 store is checked
     on open (endpoint reachable, credentials accepted, bucket exists) so a wrong configuration
     fails before any work is done. A missing index (first use of a bucket on this machine, or a
     deleted file) is rebuilt from the store unless ``rebuild_missing_index`` is False.
     """
-    objects: ObjectStore
-    if is_s3_location(location):
+    objects = open_objects(location, s3)
+    index_location: Path | str
+    if index is not None:
+        index_location = index
+    elif is_s3_location(location):
         from pipeline.store.s3 import S3ObjectStore, default_index_name
 
-        s3_objects = S3ObjectStore(location.strip(), s3)
-        s3_objects.check()
-        objects = s3_objects
-        index_path = index or default_index_dir() / default_index_name(location.strip(), s3_objects.endpoint)
+        assert isinstance(objects, S3ObjectStore)
+        index_location = default_index_dir() / default_index_name(location.strip(), objects.endpoint)
     else:
-        root = Path(location).expanduser()
-        objects = LocalObjectStore(root)
-        index_path = index or root / INDEX_FILE
-    store = Store(objects, Index(Path(index_path).expanduser()))
+        index_location = Path(location).expanduser() / INDEX_FILE
+    store = Store(objects, open_index(index_location))
     if store.index.schema_replaced or (store.index.is_new and rebuild_missing_index):
         if store.index.is_new:
-            log.info("building the index %s from %s (first use)", store.index.path, store.location)
+            log.info("building the index %s from %s (first use)", store.index.location, store.location)
         try:
             store.reindex()
         except BaseException:
@@ -384,13 +428,18 @@ def open_store(
 
 
 __all__ = [
+    "Index",
     "Query",
     "ReindexReport",
     "Store",
+    "Written",
     "is_s3_location",
+    "open_objects",
     "open_store",
     "original_key",
     "page_key",
+    "put_original",
     "result_key",
     "review_key",
+    "write_document",
 ]

@@ -1,38 +1,31 @@
-"""The queryable index: one SQLite row per document, rebuilt from the store at any time.
+"""The queryable index: one row per document, rebuilt from the store at any time.
 
-SQLite in WAL mode (readers never wait for the writer). ``documents`` holds every field value,
-the status, confidences, the review state and the object keys; ``documents_fts`` (FTS5, trigram
-tokenizer so Chinese names match by substring) covers the source name, buyer, seller and vendor
-names and the recognised text. Fuzzy name filters compare a normalised name key with rapidfuzz
-over the distinct keys, then look documents up by that key's B-tree index.
+One protocol (``Index``), two backends that pass the same tests:
 
-Other tables in the same file (``reconciliation``, written by ``pipeline.reconcile``) are left
-alone: ``reindex`` rebuilds only what is derived from the store.
+* ``pipeline.store.index_sqlite.SqliteIndex``: one SQLite file (the embedded default), beside a
+  directory store or in the cache for an S3 store;
+* ``pipeline.store.index_postgres.PostgresIndex``: a PostgreSQL database shared by every machine
+  that works on one store (``--index postgresql://USER@HOST:PORT/DB``).
+
+This module holds what both share: the filters (``Query``), the row written for a document
+(``document_row``), the name keys fuzzy search compares, and ``open_index``, which picks the
+backend from the index setting. The hot folder's claims (``claim``, ``heartbeat``…) live in the
+index too, so that watchers on several machines share them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import re
-import sqlite3
-import time
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from pipeline.errors import StorageError
 from pipeline.fapiao import as_date, parse_amount
 from pipeline.model import FieldSource, FieldStatus, InvoiceResult
-
-log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 3
 
 INDEXED_FIELDS = (
     "invoice_code",
@@ -54,68 +47,38 @@ DOCUMENT_STATUSES = ("ok", "needs_review", "not_an_invoice")
 RECONCILIATION_OUTCOMES = ("matched", "matched_with_differences", "not_in_ledger", "duplicate")
 REVIEW_STATES = ("none", "pending", "reviewed")
 
+# What free-text search looks in.
 FTS_COLUMNS = ("source_name", "buyer_name", "seller_name", "vendor_name", "text")
 
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS documents (
-    document_id TEXT PRIMARY KEY,
-    source_name TEXT NOT NULL,
-    doc_type TEXT NOT NULL,
-    status TEXT NOT NULL,
-    {", ".join(f"{name} TEXT" for name in INDEXED_FIELDS)},
-    issue_day TEXT,
-    total_amount_num REAL,
-    seller_key TEXT,
-    buyer_key TEXT,
-    confidence REAL,
-    review_fields TEXT NOT NULL DEFAULT '',
-    review_state TEXT NOT NULL DEFAULT 'none',
-    review_count INTEGER NOT NULL DEFAULT 0,
-    reviewed_at REAL,
-    page_count INTEGER NOT NULL,
-    engine TEXT NOT NULL,
-    result_key TEXT NOT NULL,
-    original_key TEXT NOT NULL,
-    page_keys TEXT NOT NULL DEFAULT '[]',
-    ingested_at REAL NOT NULL,
-    fields_json TEXT NOT NULL,
-    field_details_json TEXT NOT NULL DEFAULT '{{}}'
-);
-CREATE INDEX IF NOT EXISTS documents_number ON documents (invoice_number);
-CREATE INDEX IF NOT EXISTS documents_code ON documents (invoice_code, invoice_number);
-CREATE INDEX IF NOT EXISTS documents_day ON documents (issue_day, source_name, document_id);
-CREATE INDEX IF NOT EXISTS documents_status_day ON documents (status, issue_day, source_name, document_id);
-CREATE INDEX IF NOT EXISTS documents_amount ON documents (total_amount_num);
-CREATE INDEX IF NOT EXISTS documents_seller_tax ON documents (seller_tax_id);
-CREATE INDEX IF NOT EXISTS documents_buyer_tax ON documents (buyer_tax_id);
-CREATE INDEX IF NOT EXISTS documents_seller_key ON documents (seller_key, issue_day);
-CREATE INDEX IF NOT EXISTS documents_buyer_key ON documents (buyer_key, issue_day);
-CREATE INDEX IF NOT EXISTS documents_review ON documents (review_state);
--- issue 16: cover the statistics view's aggregates, so they scan these, not the wide rows
-CREATE INDEX IF NOT EXISTS documents_stats ON documents (issue_day, seller_key, doc_type, status, review_state,
-    ingested_at, total_amount_num, amount_excl_tax, tax_amount, document_id);
-CREATE INDEX IF NOT EXISTS documents_stats_seller ON documents (seller_key, total_amount_num, amount_excl_tax,
-    tax_amount, issue_day, doc_type, status, review_state);
-CREATE TABLE IF NOT EXISTS failures (
-    document_id TEXT PRIMARY KEY,
-    source_name TEXT NOT NULL,
-    error_type TEXT NOT NULL,
-    message TEXT NOT NULL,
-    failed_at REAL NOT NULL
-);
-"""
+# Every column of a document row, in table order, with its SQL type (both backends).
+DOCUMENT_COLUMN_TYPES: tuple[tuple[str, str], ...] = (
+    ("document_id", "TEXT PRIMARY KEY"),
+    ("source_name", "TEXT NOT NULL"),
+    ("doc_type", "TEXT NOT NULL"),
+    ("status", "TEXT NOT NULL"),
+    *((name, "TEXT") for name in INDEXED_FIELDS),
+    ("issue_day", "TEXT"),
+    ("total_amount_num", "REAL"),
+    ("seller_key", "TEXT"),
+    ("buyer_key", "TEXT"),
+    ("confidence", "REAL"),
+    ("review_fields", "TEXT NOT NULL DEFAULT ''"),
+    ("review_state", "TEXT NOT NULL DEFAULT 'none'"),
+    ("review_count", "INTEGER NOT NULL DEFAULT 0"),
+    ("reviewed_at", "REAL"),
+    ("page_count", "INTEGER NOT NULL"),
+    ("engine", "TEXT NOT NULL"),
+    ("result_key", "TEXT NOT NULL"),
+    ("original_key", "TEXT NOT NULL"),
+    ("page_keys", "TEXT NOT NULL DEFAULT '[]'"),
+    ("ingested_at", "REAL NOT NULL"),
+    ("fields_json", "TEXT NOT NULL"),
+    ("field_details_json", "TEXT NOT NULL DEFAULT '{}'"),
+)
+DOCUMENT_COLUMNS = frozenset(name for name, _ in DOCUMENT_COLUMN_TYPES)
 
-
-def _document_columns() -> frozenset[str]:
-    db = sqlite3.connect(":memory:")
-    try:
-        db.execute(SCHEMA.split(";")[0])
-        return frozenset(row[1] for row in db.execute("PRAGMA table_info(documents)"))
-    finally:
-        db.close()
-
-
-DOCUMENT_COLUMNS = _document_columns()
+# A claim whose owner has not beaten its heart for this long belongs to a dead watcher.
+CLAIM_STALE_SECONDS = 60.0
 
 _LEGAL_SUFFIXES = re.compile(
     r"(股份有限公司|有限责任公司|有限公司|分公司|公司|集团|"
@@ -140,6 +103,31 @@ def normalize_tax_id(value: str | None) -> str | None:
     if not value:
         return None
     return "".join(unicodedata.normalize("NFKC", value).split()).upper() or None
+
+
+def fuzzy_matches(target: str, keys: Iterable[str], cutoff: float) -> list[str]:
+    """The keys close to ``target`` (a name key): containing it, or a few characters off."""
+    from rapidfuzz import fuzz, process
+
+    keys = [key for key in keys if key]
+    found = {key for key in keys if target in key}
+    found.update(
+        key
+        for key, _, _ in process.extract(
+            target, keys, scorer=fuzz.WRatio, score_cutoff=cutoff, limit=None, processor=None
+        )
+    )
+    return sorted(found)
+
+
+def text_terms(text: str) -> list[str]:
+    """The words of a free-text search (each must occur)."""
+    return [term for term in unicodedata.normalize("NFKC", text).split() if term]
+
+
+def like_pattern(term: str) -> str:
+    """``%term%`` for LIKE with ``\\`` as the escape: wildcards in the term are plain characters."""
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 @dataclass(frozen=True)
@@ -185,10 +173,7 @@ class Query:
     fuzzy_cutoff: float = 80.0
 
 
-# ==== issue 16 (web app): search across keys, statistics, reconciliation and batches ==========
-# The search page's filters here; the queries are one block at the end of ``Index`` (the web app and
-# ``pipeline.stats`` never write SQL).
-
+# The web app's search: its sort keys (columns of ``documents d``) and its box and filters.
 SEARCH_SORTS = {
     "date": "d.issue_day",
     "amount": "d.total_amount_num",
@@ -198,10 +183,6 @@ SEARCH_SORTS = {
     "ingested": "d.ingested_at",
     "name": "d.source_name",
 }
-_DIGITS = re.compile(r"^\d{6,20}$")
-_TAX_ID_LIKE = re.compile(r"^[0-9A-Z]{15,20}$")
-_HEX_ID = re.compile(r"^[0-9a-f]{8,64}$")
-_HAS_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -222,89 +203,63 @@ class Search:
     fuzzy_cutoff: float = 80.0
 
 
-# ==== end of the issue-16 block ==========================================================
+def simple_filters(query: Query) -> tuple[list[str], list[Any]]:
+    """The filters both backends write the same way (``?`` placeholders, documents as ``d``)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if query.number:
+        where.append("d.invoice_number = ?")
+        params.append(query.number.strip())
+    if query.code:
+        where.append("d.invoice_code = ?")
+        params.append(query.code.strip())
+    if query.date_from:
+        where.append("d.issue_day >= ?")
+        params.append(query.date_from.isoformat())
+    if query.date_to:
+        where.append("d.issue_day <= ?")
+        params.append(query.date_to.isoformat())
+    if query.amount_min is not None:
+        where.append("d.total_amount_num >= ?")
+        params.append(float(query.amount_min))
+    if query.amount_max is not None:
+        where.append("d.total_amount_num <= ?")
+        params.append(float(query.amount_max))
+    if query.tax_id:
+        tax_id = normalize_tax_id(query.tax_id)
+        where.append("(d.seller_tax_id = ? OR d.buyer_tax_id = ?)")
+        params += [tax_id, tax_id]
+    if query.needs_review:
+        where.append("d.status = 'needs_review'")
+    if query.review_state:
+        where.append("d.review_state = ?")
+        params.append(query.review_state)
+    return where, params
 
 
-def _enable_wal(db: sqlite3.Connection, patience: float = 30.0) -> None:
-    """Switch to WAL, retrying: SQLite refuses the switch at once, without waiting on its busy
-    timeout, while another process opening the same new index holds the lock."""
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+def selected_columns(columns: Sequence[str] | None) -> str:
+    if not columns:
+        return "d.*"
+    unknown = set(columns) - DOCUMENT_COLUMNS
+    if unknown:
+        raise ValueError(f"not index columns: {sorted(unknown)}")
+    return ", ".join(f"d.{name}" for name in columns)
 
 
-class Index:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.is_new = not path.exists()
-        self.schema_replaced = False
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
-            self._db.row_factory = sqlite3.Row
-            _enable_wal(self._db)
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=30000")
-            # Listings read rows scattered over the file: keep them in memory, not in read() calls.
-            self._db.execute("PRAGMA cache_size=-32768")
-            self._db.execute("PRAGMA mmap_size=268435456")
-            self._tokenizer = _fts_tokenizer(self._db)
-            self._migrate()
-            self._db.isolation_level = ""  # back to implicit transactions for ``with self._db``
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the index {path}: {exc}") from exc
-        except OSError as exc:
-            raise StorageError(f"cannot create the index {path}: {exc.strerror}") from exc
+ORDER_BY = " ORDER BY d.issue_day, d.source_name, d.document_id"
 
-    def _migrate(self) -> None:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version != SCHEMA_VERSION and self._has_table("documents"):
-                # Everything here is derived from the store: the caller re-fills it (reindex).
-                log.warning("the index %s has an older layout: rebuilding it from the store", self.path)
-                for table in ("documents_fts", "documents", "failures"):
-                    db.execute(f"DROP TABLE IF EXISTS {table}")
-                self.schema_replaced = True
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(
-                "CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5("
-                f"{', '.join(FTS_COLUMNS)}, tokenize='{self._tokenizer}')"
-            )
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
-    def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):  # refresh planner statistics where they are stale
-            self._db.execute("PRAGMA optimize")
-        self._db.close()
+@runtime_checkable
+class Index(Protocol):
+    """What the store, the commands and the hot folder need from an index (either backend)."""
 
-    def _has_table(self, name: str) -> bool:
-        row = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
-        return row.fetchone() is not None
+    location: str  # a file path or a URL without its password, for messages
+    is_new: bool  # created just now: the caller fills it from the store (reindex)
+    schema_replaced: bool  # an older layout was dropped: the caller fills it again
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        try:
-            with self._db:
-                yield self._db
-        except sqlite3.Error as exc:
-            raise StorageError(f"index write failed ({self.path}): {exc}") from exc
+    def close(self) -> None: ...
 
-    # ---- writing --------------------------------------------------------------------------
-
+    # writing
     def upsert(
         self,
         result: InvoiceResult,
@@ -315,20 +270,9 @@ class Index:
         page_keys: Iterable[str] = (),
         review_count: int = 0,
         reviewed_at: float | None = None,
-    ) -> None:
-        entry = IndexEntry(
-            result, result_key, original_key, ingested_at, tuple(page_keys), review_count, reviewed_at
-        )
-        self.upsert_many([entry])
+    ) -> None: ...
 
-    def upsert_many(self, entries: Iterable[IndexEntry]) -> int:
-        """Insert or replace documents in one transaction; returns how many."""
-        count = 0
-        with self._write() as db:
-            for entry in entries:
-                _upsert(db, entry)
-                count += 1
-        return count
+    def upsert_many(self, entries: Iterable[IndexEntry]) -> int: ...
 
     def record_failure(
         self,
@@ -337,572 +281,54 @@ class Index:
         error_type: str,
         message: str,
         failed_at: float | None = None,
-    ) -> None:
-        with self._write() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?)",
-                (document_id, source_name, error_type, message, failed_at or time.time()),
-            )
+    ) -> None: ...
 
-    def rebuild(self, entries: Iterable[IndexEntry], failures: Iterable[FailureEntry]) -> tuple[int, int]:
-        """Replace every document and failure in one transaction (readers see old or new, never half).
+    def rebuild(self, entries: Iterable[IndexEntry], failures: Iterable[FailureEntry]) -> tuple[int, int]: ...
 
-        If ``entries`` raises part-way the transaction rolls back and the old index stays.
-        """
-        documents = 0
-        with self._write() as db:
-            db.execute("DELETE FROM documents")
-            db.execute("DELETE FROM documents_fts")
-            db.execute("DELETE FROM failures")
-            for failure in failures:
-                db.execute(
-                    "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?)",
-                    (
-                        failure.document_id,
-                        failure.source_name,
-                        failure.error_type,
-                        failure.message,
-                        failure.failed_at,
-                    ),
-                )
-            for entry in entries:
-                _upsert(db, entry)
-                documents += 1
-        with self._write() as db:
-            db.execute("INSERT INTO documents_fts(documents_fts) VALUES ('optimize')")
-        # A failure of a document stored since (a re-run fixed it) was dropped by its upsert.
-        return documents, int(self._db.execute("SELECT COUNT(*) FROM failures").fetchone()[0])
+    # reading
+    def has_document(self, document_id: str) -> bool: ...
 
-    # ---- reading --------------------------------------------------------------------------
+    def get(self, document_id_prefix: str) -> list[dict[str, Any]]: ...
 
-    def has_document(self, document_id: str) -> bool:
-        row = self._db.execute("SELECT 1 FROM documents WHERE document_id = ?", (document_id,)).fetchone()
-        return row is not None
+    def documents(self) -> list[dict[str, Any]]: ...
 
-    def get(self, document_id_prefix: str) -> list[dict[str, Any]]:
-        prefix = document_id_prefix.lower()
-        if not prefix or not all(ch in "0123456789abcdef" for ch in prefix):
-            return []
-        # A range, not LIKE: the primary key's B-tree answers it directly.
-        rows = self._db.execute(
-            "SELECT * FROM documents WHERE document_id >= ? AND document_id < ? ORDER BY document_id LIMIT 2",
-            (prefix, prefix + "g"),
-        ).fetchall()
-        return [dict(row) for row in rows]
+    def failures(self) -> list[dict[str, Any]]: ...
 
-    def documents(self) -> list[dict[str, Any]]:
-        return self.query(Query())
+    def counts(self) -> dict[str, int]: ...
 
-    def failures(self) -> list[dict[str, Any]]:
-        return [
-            dict(row)
-            for row in self._db.execute("SELECT * FROM failures ORDER BY failed_at, document_id").fetchall()
-        ]
+    def query(self, query: Query, columns: Sequence[str] | None = None) -> list[dict[str, Any]]: ...
 
-    def counts(self) -> dict[str, int]:
-        counts = {
-            row["status"]: row["n"]
-            for row in self._db.execute("SELECT status, COUNT(*) AS n FROM documents GROUP BY status")
-        }
-        counts["failed"] = self._db.execute("SELECT COUNT(*) FROM failures").fetchone()[0]
-        return counts
+    def fuzzy_keys(self, column: str, wanted: str, cutoff: float = 80.0) -> list[str]: ...
 
-    def query(self, query: Query, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """Documents matching every filter, by issue date (undated first), then source name and id.
+    # hot-folder claims shared by watchers on several machines
+    def heartbeat(self, owner: str) -> None: ...
 
-        ``columns`` limits what each row holds (default: every column); fewer is faster.
-        """
-        where: list[str] = []
-        params: list[Any] = []
-        if query.number:
-            where.append("d.invoice_number = ?")
-            params.append(query.number.strip())
-        if query.code:
-            where.append("d.invoice_code = ?")
-            params.append(query.code.strip())
-        if query.date_from:
-            where.append("d.issue_day >= ?")
-            params.append(query.date_from.isoformat())
-        if query.date_to:
-            where.append("d.issue_day <= ?")
-            params.append(query.date_to.isoformat())
-        if query.amount_min is not None:
-            where.append("d.total_amount_num >= ?")
-            params.append(float(query.amount_min))
-        if query.amount_max is not None:
-            where.append("d.total_amount_num <= ?")
-            params.append(float(query.amount_max))
-        if query.tax_id:
-            tax_id = normalize_tax_id(query.tax_id)
-            where.append("(d.seller_tax_id = ? OR d.buyer_tax_id = ?)")
-            params += [tax_id, tax_id]
-        if query.needs_review:
-            where.append("d.status = 'needs_review'")
-        if query.review_state:
-            where.append("d.review_state = ?")
-            params.append(query.review_state)
-        if query.status:
-            clause = self._status_clause(query.status, params)
-            if clause is None:
-                return []
-            where.append(clause)
-        for column, wanted in (("seller_key", query.seller), ("buyer_key", query.buyer)):
-            if wanted:
-                keys = self.fuzzy_keys(column, wanted, query.fuzzy_cutoff)
-                if not keys:
-                    return []
-                if len(keys) <= 10_000:
-                    # Literal placeholders: the planner then sees the name index beats date order.
-                    where.append(f"d.{column} IN ({', '.join('?' * len(keys))})")
-                    params += keys
-                else:
-                    where.append(f"d.{column} IN (SELECT value FROM json_each(?))")
-                    params.append(json.dumps(keys, ensure_ascii=False))
-        if query.text:
-            clause = self._text_clause(query.text, params)
-            if clause:
-                where.append(clause)
-        if columns:
-            unknown = set(columns) - DOCUMENT_COLUMNS
-            if unknown:
-                raise ValueError(f"not index columns: {sorted(unknown)}")
-            sql = "SELECT " + ", ".join(f"d.{name}" for name in columns) + " FROM documents d"
-        else:
-            sql = "SELECT d.* FROM documents d"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY d.issue_day, d.source_name, d.document_id"
-        if query.limit:
-            sql += " LIMIT ?"
-            params.append(int(query.limit))
-        try:
-            cursor = self._db.cursor()
-            cursor.row_factory = None  # plain tuples: a third faster than sqlite3.Row on big listings
-            rows = cursor.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise StorageError(f"index query failed ({self.path}): {exc}") from exc
-        names = [column[0] for column in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in rows]
+    def owner_alive(self, owner: str, stale_after: float = CLAIM_STALE_SECONDS) -> bool: ...
 
-    def _status_clause(self, status: str, params: list[Any]) -> str | None:
-        if status in DOCUMENT_STATUSES:
-            params.append(status)
-            return "d.status = ?"
-        if status not in RECONCILIATION_OUTCOMES:
-            raise StorageError(f"unknown status {status!r}")
-        if not self._has_table("reconciliation"):
-            return None  # nothing reconciled yet: no document has that outcome
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(reconciliation)")}
-        params.append(status)
-        if "reconciled_at" in columns:
-            # The latest outcome per document counts (a re-run of reconcile supersedes older rows).
-            return (
-                "d.document_id IN (SELECT r.document_id FROM reconciliation r WHERE r.outcome = ? "
-                "AND r.reconciled_at = (SELECT MAX(r2.reconciled_at) FROM reconciliation r2 "
-                "WHERE r2.document_id = r.document_id))"
-            )
-        return "d.document_id IN (SELECT r.document_id FROM reconciliation r WHERE r.outcome = ?)"
+    def claim(self, key: str, owner: str, stale_after: float = CLAIM_STALE_SECONDS) -> bool: ...
 
-    def _text_clause(self, text: str, params: list[Any]) -> str | None:
-        terms = [term for term in unicodedata.normalize("NFKC", text).split() if term]
-        clauses: list[str] = []
-        long_terms = [term for term in terms if len(term) >= 3 or self._tokenizer != "trigram"]
-        if long_terms:
-            clauses.append("d.rowid IN (SELECT rowid FROM documents_fts WHERE documents_fts MATCH ?)")
-            params.append(" AND ".join('"' + term.replace('"', '""') + '"' for term in long_terms))
-        for term in terms:
-            if term in long_terms:
-                continue
-            # Under three characters a trigram index cannot help: scan the (compact) FTS content.
-            pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            likes = " OR ".join(f"{column} LIKE ? ESCAPE '\\'" for column in FTS_COLUMNS)
-            clauses.append(f"d.rowid IN (SELECT rowid FROM documents_fts WHERE {likes})")
-            params += [pattern] * len(FTS_COLUMNS)
-        return " AND ".join(clauses) if clauses else None
+    def release(self, key: str, owner: str) -> None: ...
 
-    def fuzzy_keys(self, column: str, wanted: str, cutoff: float = 80.0) -> list[str]:
-        """Distinct name keys in ``column`` close to ``wanted`` (substring or a few characters off)."""
-        from rapidfuzz import fuzz, process
-
-        target = name_key(wanted)
-        if not target or column not in {"seller_key", "buyer_key"}:
-            return []
-        keys = [row[0] for row in self._db.execute(f"SELECT DISTINCT {column} FROM documents") if row[0]]
-        found = {key for key in keys if target in key}
-        found.update(
-            key
-            for key, _, _ in process.extract(
-                target, keys, scorer=fuzz.WRatio, score_cutoff=cutoff, limit=None, processor=None
-            )
-        )
-        return sorted(found)
-
-    # ==== issue 16 (web app): search across keys, statistics, reconciliation, batches ============
-    # Read-only queries of the web app; each takes a ``Search`` (the box plus the page's filters).
-
-    def _search_where(self, search: Search) -> tuple[str, list[Any]] | None:
-        """The WHERE clause of a search (``None``: nothing can match)."""
-        where: list[str] = []
-        params: list[Any] = []
-        box = unicodedata.normalize("NFKC", search.q or "").strip()
-        if box:
-            clause = self._box_clause(box, params, search.fuzzy_cutoff)
-            if clause is None:
-                return None
-            where.append(clause)
-        if search.date_from:
-            where.append("d.issue_day >= ?")
-            params.append(search.date_from.isoformat())
-        if search.date_to:
-            where.append("d.issue_day <= ?")
-            params.append(search.date_to.isoformat())
-        if search.amount_min is not None:
-            where.append("d.total_amount_num >= ?")
-            params.append(float(search.amount_min))
-        if search.amount_max is not None:
-            where.append("d.total_amount_num <= ?")
-            params.append(float(search.amount_max))
-        if search.kind:
-            where.append("d.doc_type = ?")
-            params.append(search.kind)
-        if search.needs_review:
-            where.append("d.status = 'needs_review'")
-        for wanted in (search.status, search.outcome):
-            if wanted:
-                clause = self._status_clause(wanted, params)
-                if clause is None:
-                    return None
-                where.append(clause)
-        if search.source:
-            pattern = "%" + search.source.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            where.append("d.source_name LIKE ? ESCAPE '\\'")
-            params.append(pattern)
-        if search.batch:
-            start = time.mktime(search.batch.timetuple())
-            where.append("d.ingested_at >= ? AND d.ingested_at < ?")
-            params += [start, start + 86400]
-        return (" WHERE " + " AND ".join(where) if where else ""), params
-
-    def _box_clause(self, box: str, params: list[Any], cutoff: float) -> str | None:
-        """Any key: number, code, taxpayer ID, amount, id prefix, seller/buyer (fuzzy), page text."""
-        options: list[str] = []
-        compact = "".join(box.split())
-        upper = compact.upper()
-        if _DIGITS.match(compact):
-            options += ["d.invoice_number = ?", "d.invoice_code = ?"]
-            params += [compact, compact]
-        if _TAX_ID_LIKE.match(upper):
-            options += ["d.seller_tax_id = ?", "d.buyer_tax_id = ?"]
-            params += [upper, upper]
-        if _HEX_ID.match(compact.lower()):
-            options.append("(d.document_id >= ? AND d.document_id < ?)")
-            params += [compact.lower(), compact.lower() + "g"]
-        amount = _amount(compact.lstrip("¥￥$€").replace(",", ""))
-        if amount is not None and re.fullmatch(r"[¥￥$€]?[\d,]+(\.\d{1,2})?", compact):
-            options.append("d.total_amount_num BETWEEN ? AND ?")
-            params += [amount - 0.005, amount + 0.005]
-        if _HAS_LETTER.search(box):
-            for column in ("seller_key", "buyer_key"):
-                keys = self.fuzzy_keys(column, box, cutoff)
-                if keys:
-                    options.append(f"d.{column} IN (SELECT value FROM json_each(?))")
-                    params.append(json.dumps(keys, ensure_ascii=False))
-        long_terms = " ".join(term for term in box.split() if len(term) >= 3)
-        if long_terms:
-            text = self._text_clause(long_terms, params)
-            if text:
-                options.append(text)
-        return "(" + " OR ".join(options) + ")" if options else None
-
-    def search(
-        self,
-        search: Search,
-        columns: Sequence[str],
-        sort: str = "date",
-        descending: bool = True,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> tuple[list[dict[str, Any]], int]:
-        """One page of matching documents and how many match in all."""
-        built = self._search_where(search)
-        if built is None:
-            return [], 0
-        where, params = built
-        unknown = set(columns) - DOCUMENT_COLUMNS
-        if unknown:
-            raise ValueError(f"not index columns: {sorted(unknown)}")
-        order = SEARCH_SORTS.get(sort, SEARCH_SORTS["date"])
-        direction = "DESC" if descending else "ASC"
-        # NULLs sort first ascending and last descending (SQLite); the id breaks ties stably.
-        sql = (
-            f"SELECT {', '.join('d.' + c for c in columns)} FROM documents d{where} "
-            f"ORDER BY {order} {direction}, d.document_id {direction} LIMIT ? OFFSET ?"
-        )
-        try:
-            cursor = self._db.cursor()
-            cursor.row_factory = None
-            rows = cursor.execute(sql, [*params, int(limit), int(offset)]).fetchall()
-            names = [column[0] for column in cursor.description]
-            total = self._db.execute(f"SELECT COUNT(*) FROM documents d{where}", params).fetchone()[0]
-        except sqlite3.Error as exc:
-            raise StorageError(f"index search failed ({self.path}): {exc}") from exc
-        return [dict(zip(names, row, strict=True)) for row in rows], int(total)
-
-    def statistics(self, search: Search, top_sellers: int = 20) -> dict[str, list[dict[str, Any]]]:
-        """Counts and amounts per month, seller, tax rate and kind; review/failure/ledger rates per
-        month of ingestion. Amounts are sums of the stored values (unread ones count as 0)."""
-        built = self._search_where(search)
-        empty: dict[str, list[dict[str, Any]]] = {
-            "months": [],
-            "sellers": [],
-            "rates": [],
-            "kinds": [],
-            "quality": [],
-        }
-        if built is None:
-            return empty
-        where, params = built
-        sums = (
-            "COUNT(*) AS count, ROUND(COALESCE(SUM(CAST(d.amount_excl_tax AS REAL)), 0), 2) AS amount, "
-            "ROUND(COALESCE(SUM(CAST(d.tax_amount AS REAL)), 0), 2) AS tax, "
-            "ROUND(COALESCE(SUM(d.total_amount_num), 0), 2) AS total"
-        )
-        # The rate is the effective one, tax / amount excl. tax, in whole percent: a column of its own
-        # (the printed rates are in the JSON of the fields, too slow to read at 100,000 invoices).
-        rate = (
-            "CASE WHEN CAST(d.amount_excl_tax AS REAL) > 0 AND d.tax_amount IS NOT NULL THEN "
-            "CAST(ROUND(100.0 * CAST(d.tax_amount AS REAL) / CAST(d.amount_excl_tax AS REAL)) AS INTEGER) END"
-        )
-        # Months, kinds, rates and the quality per hour of ingestion come from one scan grouped by all
-        # four, added up here; the sellers need their own.
-        not_in_ledger = "0"
-        if self._has_table("reconciliation"):
-            not_in_ledger = (
-                "SUM(d.document_id IN (SELECT r.document_id FROM reconciliation r WHERE r.outcome = "
-                "'not_in_ledger' AND r.reconciled_at = (SELECT MAX(r2.reconciled_at) FROM reconciliation r2 "
-                "WHERE r2.document_id = r.document_id)))"
-            )
-        combined = (
-            f"SELECT substr(d.issue_day, 1, 7) AS month, d.doc_type AS kind, {rate} AS rate, "
-            f"CAST(d.ingested_at / 3600 AS INTEGER) AS hour, {sums}, "
-            f"SUM(d.review_state != 'none') AS reviewed, {not_in_ledger} AS not_in_ledger "
-            f"FROM documents d{where} GROUP BY month, kind, rate, hour"
-        )
-        # In the order of documents_stats_seller: grouped as it is read, without sorting.
-        sellers = (
-            f"SELECT d.seller_key AS seller_key, {sums} FROM documents d{where} "
-            f"GROUP BY d.seller_key ORDER BY total DESC, count DESC LIMIT {int(top_sellers)}"
-        )
-        out = dict(empty)
-        try:
-            rows = self._db.execute(combined, params).fetchall()
-            out["sellers"] = [dict(row) for row in self._db.execute(sellers, params)]
-            failures = (
-                []
-                if where
-                else self._db.execute(
-                    "SELECT CAST(failed_at / 3600 AS INTEGER), COUNT(*) FROM failures GROUP BY 1"
-                ).fetchall()
-            )
-        except sqlite3.Error as exc:
-            raise StorageError(f"index statistics failed ({self.path}): {exc}") from exc
-        for name, key in (("months", "month"), ("kinds", "kind"), ("rates", "rate")):
-            totals: dict[Any, dict[str, Any]] = {}
-            for row in rows:
-                entry = totals.get(row[key])
-                if entry is None:
-                    entry = totals[row[key]] = {
-                        key: row[key],
-                        "count": 0,
-                        "amount": 0.0,
-                        "tax": 0.0,
-                        "total": 0.0,
-                    }
-                entry["count"] += row["count"]
-                entry["amount"] += row["amount"]
-                entry["tax"] += row["tax"]
-                entry["total"] += row["total"]
-            for entry in totals.values():
-                for column in ("amount", "tax", "total"):
-                    entry[column] = round(entry[column], 2)
-            if name == "kinds":
-                out[name] = sorted(totals.values(), key=lambda e: (-e["count"], e["kind"] or ""))
-            else:
-                out[name] = sorted(
-                    totals.values(), key=lambda e: (e[key] is None, e[key] if e[key] is not None else 0)
-                )
-        out["quality"] = _quality_per_month(
-            ((row["hour"], row["count"], row["reviewed"] or 0, row["not_in_ledger"] or 0) for row in rows),
-            failures,
-        )
-        for row in out["rates"]:
-            row["rate"] = f"{row['rate']}%" if row["rate"] is not None else ""
-        keys = [row["seller_key"] for row in out["sellers"] if row["seller_key"]]
-        names = dict(
-            self._db.execute(
-                "SELECT seller_key, MAX(COALESCE(seller_name, vendor_name)) FROM documents "
-                "WHERE seller_key IN (SELECT value FROM json_each(?)) GROUP BY seller_key",
-                (json.dumps(keys, ensure_ascii=False),),
-            ).fetchall()
-        )
-        for row in out["sellers"]:
-            row["seller"] = names.get(row.pop("seller_key"), "") or ""
-        return out
-
-    def reconciliation_of(self, document_id: str) -> dict[str, Any] | None:
-        """The latest reconciliation outcome of one document, with its differences, or None."""
-        if not self._has_table("reconciliation"):
-            return None
-        row = self._db.execute(
-            "SELECT * FROM reconciliation WHERE document_id = ? ORDER BY reconciled_at DESC, rowid DESC LIMIT 1",
-            (document_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        out = dict(row)
-        try:
-            out["differences"] = json.loads(out.get("differences") or "[]")
-        except ValueError:
-            out["differences"] = []
-        return out
-
-    def reconciliation_outcomes(
-        self, outcome: str | None = None, offset: int = 0, limit: int = 100
-    ) -> tuple[list[dict[str, Any]], int]:
-        """The latest run's outcomes (invoices and lone ledger rows), newest run first."""
-        if not self._has_table("reconciliation"):
-            return [], 0
-        where, params = "", []
-        if outcome:
-            where, params = " WHERE r.outcome = ?", [outcome]
-        rows = self._db.execute(
-            "SELECT r.*, d.source_name, d.invoice_number, d.seller_name, d.total_amount "
-            f"FROM reconciliation r LEFT JOIN documents d ON d.document_id = r.document_id{where} "
-            "ORDER BY r.reconciled_at DESC, r.rowid LIMIT ? OFFSET ?",
-            [*params, int(limit), int(offset)],
-        ).fetchall()
-        total = self._db.execute(f"SELECT COUNT(*) FROM reconciliation r{where}", params).fetchone()[0]
-        out = []
-        for row in rows:
-            entry = dict(row)
-            try:
-                entry["differences"] = json.loads(entry.get("differences") or "[]")
-            except ValueError:
-                entry["differences"] = []
-            out.append(entry)
-        return out, int(total)
-
-    def ingest_batches(self, limit: int = 30) -> list[dict[str, Any]]:
-        """Documents per day of ingestion (a batch), newest first, with their states and pages."""
-        day = "date(ingested_at, 'unixepoch', 'localtime')"
-        rows = self._db.execute(
-            f"SELECT {day} AS day, COUNT(*) AS documents, SUM(page_count) AS pages, "
-            "SUM(status = 'ok') AS ok, SUM(status = 'needs_review') AS needs_review, "
-            "SUM(status = 'not_an_invoice') AS not_an_invoice, MIN(ingested_at) AS first, "
-            f"MAX(ingested_at) AS last FROM documents GROUP BY day ORDER BY day DESC LIMIT ?",
-            (int(limit),),
-        ).fetchall()
-        failed = {
-            row[0]: row[1]
-            for row in self._db.execute(
-                "SELECT date(failed_at, 'unixepoch', 'localtime'), COUNT(*) FROM failures GROUP BY 1"
-            )
-        }
-        return [{**dict(row), "failed": failed.get(row["day"], 0)} for row in rows]
-
-    def recent_documents(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The documents ingested last, newest first."""
-        rows = self._db.execute(
-            "SELECT document_id, source_name, doc_type, status, page_count, ingested_at, result_key "
-            "FROM documents ORDER BY ingested_at DESC LIMIT ?",
-            (int(limit),),
-        ).fetchall()
-        return [dict(row) for row in rows]
-
-    def recent_failures(self, limit: int = 50) -> list[dict[str, Any]]:
-        rows = self._db.execute("SELECT * FROM failures ORDER BY failed_at DESC LIMIT ?", (int(limit),))
-        return [dict(row) for row in rows.fetchall()]
-
-    # ==== end of the issue-16 block ==========================================================
+    def retire(self, owner: str) -> None: ...
 
 
-def _quality_per_month(
-    hours: Iterable[tuple[int, int, int, int]], failures: Iterable[tuple[int, int]]
-) -> list[dict[str, Any]]:
-    """issue 16: (hour of ingestion, documents, reviewed, not in ledger) and (hour, failures) as rates
-    per local month of ingestion."""
-    months: dict[str, dict[str, Any]] = {}
-    names: dict[int, str] = {}
-
-    def bucket(hour: int) -> dict[str, Any]:
-        month = names.get(hour)
-        if month is None:
-            month = names[hour] = time.strftime("%Y-%m", time.localtime(hour * 3600))
-        return months.setdefault(
-            month, {"month": month, "documents": 0, "reviewed": 0, "not_in_ledger": 0, "failed": 0}
-        )
-
-    for hour, documents, reviewed, missing in hours:
-        entry = bucket(int(hour))
-        entry["documents"] += documents
-        entry["reviewed"] += reviewed
-        entry["not_in_ledger"] += missing
-    for hour, failed in failures:
-        bucket(int(hour))["failed"] += failed
-    out = []
-    for key in sorted(months):
-        entry = months[key]
-        documents, processed = entry["documents"], entry["documents"] + entry["failed"]
-        entry["review_rate"] = round(entry["reviewed"] / documents, 4) if documents else 0.0
-        entry["failure_rate"] = round(entry["failed"] / processed, 4) if processed else 0.0
-        entry["not_in_ledger_rate"] = round(entry["not_in_ledger"] / documents, 4) if documents else 0.0
-        out.append(entry)
-    return out
+def is_postgres_url(location: str | Path | None) -> bool:
+    return isinstance(location, str) and location.strip().lower().startswith(("postgresql://", "postgres://"))
 
 
-def _fts_tokenizer(db: sqlite3.Connection) -> str:
-    try:
-        db.execute("CREATE VIRTUAL TABLE temp._probe USING fts5(x, tokenize='trigram')")
-        db.execute("DROP TABLE temp._probe")
-        return "trigram"
-    except sqlite3.OperationalError:
-        log.warning(
-            "SQLite %s has no FTS5 trigram tokenizer: text search matches whole words", sqlite3.sqlite_version
-        )
-        return "unicode61"
+def open_index(location: str | Path) -> Index:
+    """The index at ``location``: a ``postgresql://`` URL, or an SQLite file path."""
+    if is_postgres_url(location):
+        from pipeline.store.index_postgres import PostgresIndex
+
+        return PostgresIndex(str(location).strip())
+    from pipeline.store.index_sqlite import SqliteIndex
+
+    return SqliteIndex(Path(location).expanduser())
 
 
-def _upsert(db: sqlite3.Connection, entry: IndexEntry) -> None:
-    row = _row(entry)
-    columns = ", ".join(row)
-    placeholders = ", ".join(f":{name}" for name in row)
-    updates = ", ".join(f"{name} = excluded.{name}" for name in row if name != "document_id")
-    db.execute(
-        f"INSERT INTO documents ({columns}) VALUES ({placeholders}) "
-        f"ON CONFLICT(document_id) DO UPDATE SET {updates}",
-        row,
-    )
-    rowid = db.execute("SELECT rowid FROM documents WHERE document_id = ?", (row["document_id"],)).fetchone()[
-        0
-    ]
-    result = entry.result
-    text = "\n".join(line.text for line in result.lines)
-    db.execute("DELETE FROM documents_fts WHERE rowid = ?", (rowid,))
-    db.execute(
-        f"INSERT INTO documents_fts (rowid, {', '.join(FTS_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)",
-        (
-            rowid,
-            result.source_name,
-            _text(result.value("buyer_name")),
-            _text(result.value("seller_name")),
-            _text(result.value("vendor_name")),
-            text,
-        ),
-    )
-    db.execute("DELETE FROM failures WHERE document_id = ?", (result.document_id,))
-
-
-def _row(entry: IndexEntry) -> dict[str, Any]:
+def document_row(entry: IndexEntry) -> dict[str, Any]:
+    """The ``documents`` row of one entry (both backends store exactly this)."""
     result = entry.result
     fields = result.fields
     review = [
@@ -915,7 +341,7 @@ def _row(entry: IndexEntry) -> dict[str, Any]:
     review_state = "reviewed" if reviewed else ("pending" if status == "needs_review" else "none")
     confidences = [found.confidence for found in fields.values() if found.value is not None]
     issue_day = as_date(_text(result.value("issue_date")))
-    total = _amount(result.value("total_amount"))
+    total = amount_number(result.value("total_amount"))
     seller = result.value("seller_name") or result.value("vendor_name")
     page_keys = list(entry.page_keys)
     return {
@@ -955,7 +381,18 @@ def _row(entry: IndexEntry) -> dict[str, Any]:
     }
 
 
-def _amount(value: Any) -> float | None:
+def search_values(result: InvoiceResult) -> tuple[str | None, ...]:
+    """What free-text search looks in, in ``FTS_COLUMNS`` order."""
+    return (
+        result.source_name,
+        _text(result.value("buyer_name")),
+        _text(result.value("seller_name")),
+        _text(result.value("vendor_name")),
+        "\n".join(line.text for line in result.lines),
+    )
+
+
+def amount_number(value: Any) -> float | None:
     if value is None:
         return None
     try:

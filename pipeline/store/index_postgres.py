@@ -1,0 +1,468 @@
+"""The PostgreSQL index: the same rows and answers as the SQLite index, shared by many machines.
+
+``--index postgresql://USER[:PASSWORD]@HOST:PORT/DB`` (or ``$INVOICES_INDEX``; a password can also
+come from ``PGPASSWORD`` or ``~/.pgpass``), through psycopg 3. The database must exist; the
+tables are created on first use, and ``schema_version`` records the layout so that a newer
+program migrates an older database forward (never back: an older program refuses a newer one).
+
+* Text columns sort by code point (``COLLATE "C"``), as SQLite does, and undated documents come
+  first: a listing is in the same order on both backends.
+* Fuzzy party names: ``party_keys`` holds each name key once; rapidfuzz compares the name with
+  them as the SQLite index does. Past ``FUZZY_SCAN_KEYS`` keys, ``pg_trgm`` (a trigram GIN index)
+  first picks the candidates (containing the name, or similar to it or to a part of it).
+* Free text: ``search_text`` (source name, parties, recognised text) with a trigram GIN index;
+  each word must occur (``ILIKE``), Chinese included, since trigrams need no word splitter.
+* Every write is one transaction: a document row is there whole or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from pipeline.errors import MissingDependency, StorageError
+from pipeline.model import InvoiceResult
+from pipeline.store.index import (
+    CLAIM_STALE_SECONDS,
+    DOCUMENT_COLUMN_TYPES,
+    DOCUMENT_STATUSES,
+    RECONCILIATION_OUTCOMES,
+    FailureEntry,
+    IndexEntry,
+    Query,
+    document_row,
+    fuzzy_matches,
+    like_pattern,
+    name_key,
+    search_values,
+    simple_filters,
+    text_terms,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+FUZZY_SCAN_KEYS = 50_000
+
+_COLUMNS = tuple(name for name, _ in DOCUMENT_COLUMN_TYPES)
+_ALL = ", ".join(f"d.{name}" for name in _COLUMNS)
+ORDER_BY = " ORDER BY d.issue_day NULLS FIRST, d.source_name, d.document_id"
+
+
+def _pg_type(sql_type: str) -> str:
+    sql_type = sql_type.replace("REAL", "DOUBLE PRECISION")
+    return re.sub(r"^TEXT\b", 'TEXT COLLATE "C"', sql_type)
+
+
+_DOCUMENTS = (
+    "CREATE TABLE IF NOT EXISTS documents ("
+    + ", ".join(f"{name} {_pg_type(kind)}" for name, kind in DOCUMENT_COLUMN_TYPES)
+    + ", search_text TEXT NOT NULL DEFAULT '')"
+)
+
+# Forward migrations: MIGRATIONS[n] takes a database from version n to n + 1.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+        _DOCUMENTS,
+        "CREATE INDEX IF NOT EXISTS documents_number ON documents (invoice_number)",
+        "CREATE INDEX IF NOT EXISTS documents_code ON documents (invoice_code, invoice_number)",
+        "CREATE INDEX IF NOT EXISTS documents_day ON documents "
+        "(issue_day NULLS FIRST, source_name, document_id)",
+        "CREATE INDEX IF NOT EXISTS documents_status_day ON documents "
+        "(status, issue_day NULLS FIRST, source_name, document_id)",
+        "CREATE INDEX IF NOT EXISTS documents_amount ON documents (total_amount_num)",
+        "CREATE INDEX IF NOT EXISTS documents_seller_tax ON documents (seller_tax_id)",
+        "CREATE INDEX IF NOT EXISTS documents_buyer_tax ON documents (buyer_tax_id)",
+        "CREATE INDEX IF NOT EXISTS documents_seller_key ON documents (seller_key, issue_day)",
+        "CREATE INDEX IF NOT EXISTS documents_buyer_key ON documents (buyer_key, issue_day)",
+        "CREATE INDEX IF NOT EXISTS documents_review ON documents (review_state)",
+        # Every name key once (a few thousand parties for 100,000 invoices): fuzzy search reads these.
+        'CREATE TABLE IF NOT EXISTS party_keys (kind TEXT COLLATE "C" NOT NULL, key TEXT COLLATE "C" NOT NULL, '
+        "PRIMARY KEY (kind, key))",
+        "CREATE INDEX IF NOT EXISTS party_keys_trgm ON party_keys USING gin (key gin_trgm_ops)",
+        "CREATE INDEX IF NOT EXISTS documents_text_trgm ON documents USING gin (search_text gin_trgm_ops)",
+        'CREATE TABLE IF NOT EXISTS failures (document_id TEXT COLLATE "C" PRIMARY KEY, '
+        "source_name TEXT NOT NULL, error_type TEXT NOT NULL, message TEXT NOT NULL, "
+        "failed_at DOUBLE PRECISION NOT NULL)",
+        # What ``invoices reconcile`` writes (the same tables as in an SQLite index).
+        "CREATE TABLE IF NOT EXISTS reconciliation (id BIGSERIAL PRIMARY KEY, document_id TEXT, "
+        "ledger_row INTEGER, outcome TEXT, score DOUBLE PRECISION, differences TEXT, reason_en TEXT, "
+        "reason_zh TEXT, reconciled_at DOUBLE PRECISION)",
+        "CREATE INDEX IF NOT EXISTS reconciliation_document ON reconciliation (document_id)",
+        "CREATE INDEX IF NOT EXISTS reconciliation_outcome ON reconciliation (outcome)",
+        "CREATE TABLE IF NOT EXISTS ledger_rows (row_number INTEGER PRIMARY KEY, ledger_file TEXT NOT NULL, "
+        "invoice_code TEXT, invoice_number TEXT, issue_date TEXT, amount_excl_tax TEXT, tax_amount TEXT, "
+        "total_amount TEXT, seller_name TEXT, seller_tax_id TEXT, buyer_name TEXT, buyer_tax_id TEXT, "
+        "raw TEXT NOT NULL, imported_at DOUBLE PRECISION NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS reconciliation_options (options TEXT NOT NULL, "
+        "reconciled_at DOUBLE PRECISION NOT NULL)",
+        # The hot folder's claims, shared by watchers on several machines.
+        "CREATE TABLE IF NOT EXISTS claim_owners (owner TEXT PRIMARY KEY, heartbeat DOUBLE PRECISION NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, "
+        "claimed_at DOUBLE PRECISION NOT NULL)",
+    ),
+)
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+_SCHEMA_LOCK = 0x1D0C5  # pg_advisory_xact_lock key: one process migrates at a time
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1@", url)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return "; ".join(dict.fromkeys(lines)) or type(exc).__name__
+
+
+def _sql(statement: str) -> str:
+    """Shared SQL uses ``?`` placeholders; psycopg wants ``%s``."""
+    return statement.replace("?", "%s")
+
+
+class PostgresIndex:
+    def __init__(self, url: str, connect_timeout: float = 10.0) -> None:
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise MissingDependency(
+                'the PostgreSQL index needs psycopg: pip install "psycopg[binary]"'
+            ) from exc
+        self._psycopg = psycopg
+        self.url = url
+        self.location = redact(url)
+        self.connect_timeout = connect_timeout
+        self.is_new = False
+        self.schema_replaced = False
+        self._db = self._connect()
+        self._migrate()
+
+    def _connect(self) -> Any:
+        psycopg = self._psycopg
+        try:
+            db = psycopg.connect(
+                self.url,
+                autocommit=True,
+                connect_timeout=max(1, int(self.connect_timeout)),
+                application_name="invoices",
+            )
+        except psycopg.Error as exc:
+            raise StorageError(
+                f"cannot connect to the PostgreSQL index {self.location}: {_one_line(exc)}"
+            ) from exc
+        except ValueError as exc:  # a malformed URL
+            raise StorageError(f"not a PostgreSQL URL: {self.location}: {exc}") from exc
+        return db
+
+    def _connection(self) -> Any:
+        """The connection, opened again if the server dropped it (a restart, a failover)."""
+        if self._db.closed or self._db.broken:
+            log.info("reconnecting to the PostgreSQL index %s", self.location)
+            self._db = self._connect()
+        return self._db
+
+    def _migrate(self) -> None:
+        psycopg = self._psycopg
+        try:
+            with self._db.transaction():
+                self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+                row = self._db.execute("SELECT max(version) FROM schema_version").fetchone()
+                version = row[0] or 0
+                if version > SCHEMA_VERSION:
+                    raise StorageError(
+                        f"the PostgreSQL index {self.location} has layout {version}, newer than this "
+                        f"program's {SCHEMA_VERSION}: upgrade invoice-pipeline"
+                    )
+                self.is_new = version == 0
+                for step in range(version, SCHEMA_VERSION):
+                    for statement in MIGRATIONS[step]:
+                        self._db.execute(statement)
+                    log.info("PostgreSQL index %s: layout %d -> %d", self.location, step, step + 1)
+                if version != SCHEMA_VERSION:
+                    self._db.execute("DELETE FROM schema_version")
+                    self._db.execute("INSERT INTO schema_version VALUES (%s)", (SCHEMA_VERSION,))
+        except psycopg.Error as exc:
+            self._db.close()
+            raise StorageError(
+                f"cannot prepare the PostgreSQL index {self.location}: {_one_line(exc)}"
+            ) from exc
+        self._db.execute("SET pg_trgm.similarity_threshold = 0.2")
+        self._db.execute("SET pg_trgm.word_similarity_threshold = 0.5")
+
+    @property
+    def path(self) -> Any:
+        """SQLite's file: tools that open the index file themselves cannot use a PostgreSQL index."""
+        raise StorageError(
+            f"this needs an SQLite index file; {self.location} is PostgreSQL "
+            "(`invoices reconcile` and ledger re-matching run on an SQLite index for now)"
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        psycopg = self._psycopg
+        try:
+            db = self._connection()
+            with db.transaction():
+                yield db
+        except psycopg.Error as exc:
+            raise StorageError(f"index write failed ({self.location}): {_one_line(exc)}") from exc
+
+    def _read(self, statement: str, params: Sequence[Any] = (), rows: bool = True) -> list[tuple[Any, ...]]:
+        psycopg = self._psycopg
+        try:
+            cursor = self._connection().execute(_sql(statement), params)
+            return cursor.fetchall() if rows else []
+        except psycopg.Error as exc:
+            raise StorageError(f"index query failed ({self.location}): {_one_line(exc)}") from exc
+
+    def _dicts(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        psycopg = self._psycopg
+        try:
+            cursor = self._connection().execute(_sql(statement), params)
+            names = [column.name for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        except psycopg.Error as exc:
+            raise StorageError(f"index query failed ({self.location}): {_one_line(exc)}") from exc
+
+    # ---- writing --------------------------------------------------------------------------
+
+    def upsert(
+        self,
+        result: InvoiceResult,
+        result_key: str,
+        original_key: str,
+        ingested_at: float,
+        *,
+        page_keys: Iterable[str] = (),
+        review_count: int = 0,
+        reviewed_at: float | None = None,
+    ) -> None:
+        entry = IndexEntry(
+            result, result_key, original_key, ingested_at, tuple(page_keys), review_count, reviewed_at
+        )
+        self.upsert_many([entry])
+
+    def upsert_many(self, entries: Iterable[IndexEntry]) -> int:
+        """Insert or replace documents in one transaction; returns how many."""
+        rows = [_values(entry) for entry in entries]
+        if not rows:
+            return 0
+        with self._write() as db, db.cursor() as cursor:
+            cursor.executemany(_UPSERT, rows)
+            cursor.execute("DELETE FROM failures WHERE document_id = ANY(%s)", ([row[0] for row in rows],))
+            _add_party_keys(cursor, rows)
+        return len(rows)
+
+    def record_failure(
+        self,
+        document_id: str,
+        source_name: str,
+        error_type: str,
+        message: str,
+        failed_at: float | None = None,
+    ) -> None:
+        with self._write() as db:
+            db.execute(_FAILURE, (document_id, source_name, error_type, message, failed_at or time.time()))
+
+    def rebuild(self, entries: Iterable[IndexEntry], failures: Iterable[FailureEntry]) -> tuple[int, int]:
+        """Replace every document and failure in one transaction (readers see old or new, never half)."""
+        documents = 0
+        with self._write() as db, db.cursor() as cursor:
+            cursor.execute("DELETE FROM documents")
+            cursor.execute("DELETE FROM failures")
+            cursor.execute("DELETE FROM party_keys")
+            cursor.executemany(
+                _FAILURE,
+                [(f.document_id, f.source_name, f.error_type, f.message, f.failed_at) for f in failures],
+            )
+            batch: list[tuple[Any, ...]] = []
+            stored: list[str] = []
+            for entry in entries:
+                batch.append(_values(entry))
+                documents += 1
+                if len(batch) >= 1000:
+                    cursor.executemany(_UPSERT, batch)
+                    _add_party_keys(cursor, batch)
+                    stored += [row[0] for row in batch]
+                    batch.clear()
+            if batch:
+                cursor.executemany(_UPSERT, batch)
+                _add_party_keys(cursor, batch)
+                stored += [row[0] for row in batch]
+            # A failure of a document stored since (a re-run fixed it) goes, as with an upsert.
+            cursor.execute("DELETE FROM failures WHERE document_id = ANY(%s)", (stored,))
+        with self._write() as db:
+            db.execute("ANALYZE documents")
+        return documents, int(self._read("SELECT COUNT(*) FROM failures")[0][0])
+
+    # ---- reading --------------------------------------------------------------------------
+
+    def has_document(self, document_id: str) -> bool:
+        return bool(self._read("SELECT 1 FROM documents WHERE document_id = ?", (document_id,)))
+
+    def get(self, document_id_prefix: str) -> list[dict[str, Any]]:
+        prefix = document_id_prefix.lower()
+        if not prefix or not all(ch in "0123456789abcdef" for ch in prefix):
+            return []
+        return self._dicts(
+            f"SELECT {_ALL} FROM documents d WHERE d.document_id >= ? AND d.document_id < ? "
+            "ORDER BY d.document_id LIMIT 2",
+            (prefix, prefix + "g"),
+        )
+
+    def documents(self) -> list[dict[str, Any]]:
+        return self.query(Query())
+
+    def failures(self) -> list[dict[str, Any]]:
+        return self._dicts(
+            "SELECT document_id, source_name, error_type, message, failed_at FROM failures "
+            "ORDER BY failed_at, document_id"
+        )
+
+    def counts(self) -> dict[str, int]:
+        counts = {
+            status: int(n)
+            for status, n in self._read("SELECT status, COUNT(*) FROM documents GROUP BY status")
+        }
+        counts["failed"] = int(self._read("SELECT COUNT(*) FROM failures")[0][0])
+        return counts
+
+    def query(self, query: Query, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Documents matching every filter, by issue date (undated first), then source name and id."""
+        where, params = simple_filters(query)
+        if query.status:
+            if query.status in DOCUMENT_STATUSES:
+                where.append("d.status = ?")
+                params.append(query.status)
+            elif query.status in RECONCILIATION_OUTCOMES:
+                # The latest outcome per document counts (a re-run of reconcile supersedes older rows).
+                where.append(
+                    "d.document_id IN (SELECT r.document_id FROM reconciliation r WHERE r.outcome = ? "
+                    "AND r.reconciled_at = (SELECT MAX(r2.reconciled_at) FROM reconciliation r2 "
+                    "WHERE r2.document_id = r.document_id))"
+                )
+                params.append(query.status)
+            else:
+                raise StorageError(f"unknown status {query.status!r}")
+        for column, wanted in (("seller_key", query.seller), ("buyer_key", query.buyer)):
+            if wanted:
+                keys = self.fuzzy_keys(column, wanted, query.fuzzy_cutoff)
+                if not keys:
+                    return []
+                where.append(f"d.{column} = ANY(?)")
+                params.append(keys)
+        for term in text_terms(query.text or ""):
+            where.append("d.search_text ILIKE ?")
+            params.append(like_pattern(term))
+        if columns:
+            from pipeline.store.index import selected_columns
+
+            sql = f"SELECT {selected_columns(columns)} FROM documents d"
+        else:
+            sql = f"SELECT {_ALL} FROM documents d"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += ORDER_BY
+        if query.limit:
+            sql += " LIMIT ?"
+            params.append(int(query.limit))
+        return self._dicts(sql, params)
+
+    def fuzzy_keys(self, column: str, wanted: str, cutoff: float = 80.0) -> list[str]:
+        """Distinct name keys in ``column`` close to ``wanted`` (substring or a few characters off).
+
+        The trigram index proposes (contains it, similar, or similar to a part of it); rapidfuzz
+        decides, as in the SQLite index.
+        """
+        target = name_key(wanted)
+        if not target or column not in {"seller_key", "buyer_key"}:
+            return []
+        (count,) = self._read("SELECT COUNT(*) FROM party_keys WHERE kind = ?", (column,))[0]
+        if count <= FUZZY_SCAN_KEYS:
+            rows = self._read("SELECT key FROM party_keys WHERE kind = ?", (column,))
+        else:
+            rows = self._read(
+                "SELECT key FROM party_keys WHERE kind = ? AND (key LIKE ? OR key %% ? OR key %%> ?)",
+                (column, like_pattern(target), target, target),
+            )
+        return fuzzy_matches(target, (row[0] for row in rows), cutoff)
+
+    # ---- hot-folder claims ------------------------------------------------------------------
+
+    def heartbeat(self, owner: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO claim_owners VALUES (%s, %s) "
+                "ON CONFLICT (owner) DO UPDATE SET heartbeat = excluded.heartbeat",
+                (owner, time.time()),
+            )
+
+    def owner_alive(self, owner: str, stale_after: float = CLAIM_STALE_SECONDS) -> bool:
+        rows = self._read("SELECT heartbeat FROM claim_owners WHERE owner = ?", (owner,))
+        return bool(rows) and rows[0][0] >= time.time() - stale_after
+
+    def claim(self, key: str, owner: str, stale_after: float = CLAIM_STALE_SECONDS) -> bool:
+        """Take ``key`` for ``owner``: True if it was free or its owner is dead (stale heartbeat)."""
+        now = time.time()
+        with self._write() as db:
+            row = db.execute(
+                "INSERT INTO claims VALUES (%s, %s, %s) ON CONFLICT (key) DO UPDATE SET "
+                "owner = excluded.owner, claimed_at = excluded.claimed_at "
+                "WHERE claims.owner = excluded.owner OR NOT EXISTS (SELECT 1 FROM claim_owners o "
+                "WHERE o.owner = claims.owner AND o.heartbeat >= %s) RETURNING owner",
+                (key, owner, now, now - stale_after),
+            ).fetchone()
+        return row is not None
+
+    def release(self, key: str, owner: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM claims WHERE key = %s AND owner = %s", (key, owner))
+
+    def retire(self, owner: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM claims WHERE owner = %s", (owner,))
+            db.execute("DELETE FROM claim_owners WHERE owner = %s", (owner,))
+
+
+_UPSERT = (
+    f"INSERT INTO documents ({', '.join(_COLUMNS)}, search_text) "
+    f"VALUES ({', '.join('%s' for _ in _COLUMNS)}, %s) ON CONFLICT (document_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in (*_COLUMNS, "search_text") if name != "document_id")
+)
+_FAILURE = (
+    "INSERT INTO failures VALUES (%s, %s, %s, %s, %s) ON CONFLICT (document_id) DO UPDATE SET "
+    "source_name = excluded.source_name, error_type = excluded.error_type, "
+    "message = excluded.message, failed_at = excluded.failed_at"
+)
+
+
+_SELLER = _COLUMNS.index("seller_key")
+_BUYER = _COLUMNS.index("buyer_key")
+
+
+def _add_party_keys(cursor: Any, rows: list[tuple[Any, ...]]) -> None:
+    keys = {("seller_key", row[_SELLER]) for row in rows if row[_SELLER]}
+    keys |= {("buyer_key", row[_BUYER]) for row in rows if row[_BUYER]}
+    if keys:
+        cursor.executemany("INSERT INTO party_keys VALUES (%s, %s) ON CONFLICT DO NOTHING", sorted(keys))
+
+
+def _values(entry: IndexEntry) -> tuple[Any, ...]:
+    row = document_row(entry)
+    search = "\n".join(value for value in search_values(entry.result) if value)
+    # PostgreSQL text cannot hold NUL (SQLite can): drop it rather than fail the document.
+    return tuple(
+        value.replace("\x00", "") if isinstance(value, str) else value
+        for value in (*(row[name] for name in _COLUMNS), search)
+    )
