@@ -626,3 +626,82 @@ def test_chinese_or_english_by_browser_and_switch(app: App) -> None:
     assert ">统计<" in kept.text
     back = app.page("search", params={"lang": "en"}, headers={"Cookie": "lang=zh"})
     assert ">Statistics<" in back.text and back.cookies.get("lang") == "en"
+
+
+# ---- the tax platform (three-way reconciliation), other files of one invoice, e-invoices ------------------
+
+
+def platform_and_ledger(tmp_path: Path) -> tuple[Path, Path]:
+    """A 全量发票查询 export (CSV) where the 增值税电子普通发票 is partly red-reversed by a red invoice
+    (its 备注 names the blue one) and the 全电 invoice is voided; a ledger booking both."""
+    vat = expected_fields("vat_e_general.pdf")
+    digital = expected_fields("fully_digital_general.pdf")
+    platform = tmp_path / "全量发票查询.csv"
+    header = "发票代码,数电发票号码,发票号码,开票日期,金额,税额,价税合计,销售方名称,销售方纳税人识别号,发票状态,备注\n"
+    rows = [
+        f"{vat['invoice_code']},,{vat['invoice_number']},{vat['issue_date']},{vat['amount_excl_tax']},"
+        f"{vat['tax_amount']},{vat['total_amount']},{vat['seller_name']},{vat['seller_tax_id']},部分红冲,",
+        f"{vat['invoice_code']},,90000001,2023-02-20,-1000.00,-60.00,-1060.00,{vat['seller_name']},"
+        f"{vat['seller_tax_id']},正常,对应正数发票代码:{vat['invoice_code']}号码:{vat['invoice_number']}",
+        f",{digital['invoice_number']},,{digital['issue_date']},{digital['amount_excl_tax']},"
+        f"{digital['tax_amount']},{digital['total_amount']},{digital['seller_name']},{digital['seller_tax_id']},作废,",
+    ]
+    platform.write_text(header + "\n".join(rows) + "\n", encoding="utf-8-sig")
+    ledger = tmp_path / "ledger.csv"
+    ledger.write_text(
+        "发票代码,发票号码,开票日期,金额,税额,价税合计,销售方名称\n"
+        + "".join(
+            f"{f['invoice_code'] or ''},{f['invoice_number']},{f['issue_date']},{f['amount_excl_tax']},"
+            f"{f['tax_amount']},{f['total_amount']},{f['seller_name']}\n"
+            for f in (vat, digital)
+        ),
+        encoding="utf-8",
+    )
+    return platform, ledger
+
+
+def test_the_tax_platform_outcome_on_the_invoice_view_and_in_search(
+    writable: tuple[App, WebStore, Path], tmp_path: Path
+) -> None:
+    from pipeline.cli import main
+
+    app, store, _ = writable
+    vat_doc, digital_doc = store.ids["vat_e_general.pdf"], store.ids["fully_digital_general.pdf"]
+    assert "Not in the last three-way reconciliation" in app.page(f"invoice/{vat_doc}?lang=en").text
+    platform, ledger = platform_and_ledger(tmp_path)
+    args = ["reconcile", "--ledger", str(ledger), "--tax-platform", str(platform)]
+    assert main([*args, "--store", str(store.path), "--out", str(tmp_path / "r")]) in (0, 1)
+
+    html = app.page(f"invoice/{vat_doc}?lang=en").text
+    section = html[html.index('id="three-way"') :]
+    assert 'data-code="red_reversed_but_booked"' in section and "partly red-reversed" in section
+    assert (
+        "held: present" in section
+        and "in the ledger: present" in section
+        and "on the platform: present" in section
+    )
+    assert "red-reversed: <b" in section and "1060.00" in section
+    assert "6789.81" in section  # 7849.81 - 1060.00 remains
+    zh = app.page(f"invoice/{vat_doc}?lang=zh").text
+    assert "已入账但已红冲" in zh and "部分红冲" in zh and "剩余金额" in zh
+
+    answer = app.api("GET", f"/documents/{digital_doc}").json()["three_way"]
+    assert answer["outcome"] == "voided_but_booked" and answer["platform_status"] == "voided"
+    assert answer["platform_status_label"] == {"en": "voided", "zh": "作废"}
+    assert (answer["in_held"], answer["in_ledger"], answer["in_platform"]) == (True, True, True)
+    assert answer["codes"][0]["zh"] == "已入账但平台显示作废" and answer["reason_zh"]
+
+    assert results(app.api("GET", "/search", params={"outcome": "voided_but_booked"})) == [
+        "fully_digital_general.pdf"
+    ]
+    assert results(app.api("GET", "/search", params={"platform_status": "partly_red_reversed"})) == [
+        "vat_e_general.pdf"
+    ]
+    assert (
+        results(app.api("GET", "/search", params={"outcome": "matched", "platform_status": "voided"})) == []
+    )
+    assert app.api("GET", "/search", params={"outcome": "nonsense"}).status_code == 422
+    page = app.page("search?outcome=voided_but_booked&lang=en").text
+    assert "fully_digital_general.pdf" in page and "vat_e_general.pdf" not in page
+    assert 'value="voided_but_booked" selected' in page
+    assert "platform_status: unknown" in app.page("search?platform_status=lost").text

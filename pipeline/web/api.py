@@ -18,6 +18,7 @@ from pipeline.model import DocType
 from pipeline.store.index import DOCUMENT_STATUSES, RECONCILIATION_OUTCOMES, SEARCH_SORTS, Search
 from pipeline.web import payloads
 from pipeline.web.state import AppState
+from pipeline.web.views import OUTCOMES, PLATFORM_STATUSES
 
 DOCUMENT_ID = r"^[0-9a-f]{6,64}$"
 FIELD_NAME = r"^[a-z][a-z0-9_]{0,63}$"
@@ -126,7 +127,14 @@ def search_filters(
     amount_max: Annotated[float | None, Query(allow_inf_nan=False)] = None,
     kind: DocType | None = None,
     status: Literal[DOCUMENT_STATUSES] | None = None,  # type: ignore[valid-type]
-    outcome: Literal[RECONCILIATION_OUTCOMES] | None = None,  # type: ignore[valid-type]
+    outcome: Annotated[
+        Literal[OUTCOMES] | None,  # type: ignore[valid-type]
+        Query(description="the last `invoices reconcile` outcome code (main or additional)"),
+    ] = None,
+    platform_status: Annotated[
+        Literal[PLATFORM_STATUSES] | None,  # type: ignore[valid-type]
+        Query(description="the tax platform's status in the last `invoices reconcile`"),
+    ] = None,
     needs_review: bool = False,
     source: Annotated[str | None, Query(max_length=200)] = None,
     batch: Annotated[str | None, DateQuery("ingested on this day (YYYY-MM-DD)")] = None,
@@ -140,6 +148,7 @@ def search_filters(
         kind=str(kind) if kind else None,
         status=status,
         outcome=outcome,
+        platform_status=platform_status,
         needs_review=needs_review,
         source=source or None,
         batch=_day(batch, "batch"),
@@ -168,7 +177,10 @@ async def statistics(web: StateDep, filters: SearchDep) -> dict[str, list[dict[s
     return await web.stores.run(compute, filters)
 
 
-@router.get("/documents/{document_id}", summary="One invoice: fields, rules, ledger outcome, audit, result")
+@router.get(
+    "/documents/{document_id}",
+    summary="One invoice: fields, rules, ledger and tax-platform outcome, other files, audit, result",
+)
 async def document(web: StateDep, document_id: DocumentIdPath) -> dict[str, Any]:
     def load(store: Any) -> dict[str, Any]:
         details = payloads.invoice_details(store, document_id)
