@@ -705,3 +705,119 @@ def test_the_tax_platform_outcome_on_the_invoice_view_and_in_search(
     assert "fully_digital_general.pdf" in page and "vat_e_general.pdf" not in page
     assert 'value="voided_but_booked" selected' in page
     assert "platform_status: unknown" in app.page("search?platform_status=lost").text
+
+
+EINVOICES = SAMPLES.parent / "samples_einvoice"
+
+
+def upload_and_wait(app: App, name: str, data: bytes) -> dict[str, Any]:
+    """``POST /documents``, then poll its status URL until stored or failed."""
+    sent = app.api("POST", "/documents", files={"file": (name, data, "application/octet-stream")})
+    assert sent.status_code in (200, 202), sent.text
+    url = sent.json()["status_url"].removeprefix("/api/v1")
+    deadline = time.monotonic() + 120
+    while (state := app.api("GET", url)).status_code == 202:
+        assert time.monotonic() < deadline, f"{name} still processing"
+        time.sleep(0.2)
+    assert state.status_code == 200, state.text
+    return dict(state.json())
+
+
+def test_e_invoices_upload_and_show_their_pages(tmp_path: Path) -> None:
+    """OFD and XML e-invoices sent through the API are read from their data (no OCR) and their page
+    images, drawn for them, appear in the invoice view."""
+    from PIL import Image
+
+    path = tmp_path / "store"
+    open_store(str(path)).close()
+    app = start(WebStore(path, {}, ""))
+    try:
+        for name in ("vat_e_general_blue.ofd", "fully_digital_special_blue.xml"):
+            body = upload_and_wait(app, name, (EINVOICES / name).read_bytes())
+            assert body["state"] == "stored", body
+            stem = name.rsplit(".", 1)[0]
+            expected = json.loads((EINVOICES / f"{stem}.expected.json").read_text(encoding="utf-8"))["fields"]
+            fields = body["result"]["fields"]
+            for key in ("invoice_number", "total_amount", "seller_name"):
+                assert fields[key]["value"] == expected[key], (name, key)
+            doc = body["document_id"]
+            html = app.page(f"invoice/{doc}").text
+            assert expected["seller_name"] in html and f"documents/{doc}/pages/0.png" in html
+            png = app.page(f"documents/{doc}/pages/0.png")
+            assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+            with Image.open(io.BytesIO(png.content)) as image:
+                assert image.width > 300 and image.height > 200
+                low, high = image.convert("L").getextrema()
+                assert high - low > 100  # drawn, not blank
+            original = app.page(f"documents/{doc}/original")
+            assert original.content == (EINVOICES / name).read_bytes()
+    finally:
+        app.close()
+        app.server.close()
+
+
+def test_a_zip_bundle_upload_and_the_other_files_of_one_invoice(tmp_path: Path) -> None:
+    """A ZIP of an OFD and the XML of the same invoice: each document is an upload of its own; the
+    invoice view links the other file and says they arrived together; the search lists the invoice once.
+    The XML sent again later on its own arrives separately, and the view says so."""
+    import zipfile
+
+    from pipeline.store import invoices as grouping
+
+    ofd = (EINVOICES / "vat_e_general_blue.ofd").read_bytes()
+    xml = (EINVOICES / "fully_digital_special_blue.xml").read_bytes()
+    expected = json.loads(
+        (EINVOICES / "fully_digital_special_blue.expected.json").read_text(encoding="utf-8")
+    )
+    same = xml.replace(b"?>", b"?>\n", 1)  # the same invoice, another file (another id)
+    assert same != xml
+    bundle = io.BytesIO()
+    with zipfile.ZipFile(bundle, "w") as archive:
+        archive.writestr("download/a.xml", xml)
+        archive.writestr("download/b.xml", same)
+        archive.writestr("download/c.ofd", ofd)
+        archive.writestr("download/readme.txt", b"not an invoice")
+    path = tmp_path / "store"
+    open_store(str(path)).close()
+    app = start(WebStore(path, {}, ""))
+    try:
+        body = upload_and_wait(app, "发票.zip", bundle.getvalue())
+        assert body["state"] == "stored", body
+        members = {member["name"]: member for member in body["members"]}
+        assert sorted(members) == [
+            f"发票.zip!download/{n}" for n in ("a.xml", "b.xml", "c.ofd", "readme.txt")
+        ]
+        assert members["发票.zip!download/readme.txt"]["state"] == "skipped"
+        assert all(
+            members[f"发票.zip!download/{n}"]["state"] == "stored" for n in ("a.xml", "b.xml", "c.ofd")
+        )
+        first = members["发票.zip!download/a.xml"]["document_id"]
+        second = members["发票.zip!download/b.xml"]["document_id"]
+
+        details = app.api("GET", f"/documents/{first}").json()
+        assert [f["document_id"] for f in details["files"]] == [second] and not details["arrived_separately"]
+        html = app.page(f"invoice/{first}?lang=en").text
+        assert f'href="../invoice/{second}"' in html and "These files arrived together." in html
+        assert (
+            "No other file of this invoice is stored."
+            in app.page(f"invoice/{members['发票.zip!download/c.ofd']['document_id']}?lang=en").text
+        )
+
+        listed = app.api("GET", "/search", params={"q": expected["fields"]["invoice_number"]}).json()
+        assert listed["total"] == 2 and len(listed["results"]) == 1  # one invoice in two files
+        assert listed["results"][0]["files"] == 2 and len(listed["results"][0]["other_files"]) == 1
+        page = app.page("search?lang=en").text
+        assert page.count(expected["fields"]["invoice_number"]) == 1 and "2 files" in page
+
+        later = xml.replace(b"?>", b"?>\n\n", 1)
+        grouping.TOGETHER_SECONDS, saved = -1.0, grouping.TOGETHER_SECONDS  # the server's clock: "later"
+        try:
+            alone = upload_and_wait(app, "again.xml", later)
+            assert alone["state"] == "stored"
+            html = app.page(f"invoice/{alone['document_id']}?lang=en").text
+        finally:
+            grouping.TOGETHER_SECONDS = saved
+        assert "arrived separately" in html and html.count('href="../invoice/') >= 2
+    finally:
+        app.close()
+        app.server.close()
