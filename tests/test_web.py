@@ -626,3 +626,198 @@ def test_chinese_or_english_by_browser_and_switch(app: App) -> None:
     assert ">统计<" in kept.text
     back = app.page("search", params={"lang": "en"}, headers={"Cookie": "lang=zh"})
     assert ">Statistics<" in back.text and back.cookies.get("lang") == "en"
+
+
+# ---- the tax platform (three-way reconciliation), other files of one invoice, e-invoices ------------------
+
+
+def platform_and_ledger(tmp_path: Path) -> tuple[Path, Path]:
+    """A 全量发票查询 export (CSV) where the 增值税电子普通发票 is partly red-reversed by a red invoice
+    (its 备注 names the blue one) and the 全电 invoice is voided; a ledger booking both."""
+    vat = expected_fields("vat_e_general.pdf")
+    digital = expected_fields("fully_digital_general.pdf")
+    platform = tmp_path / "全量发票查询.csv"
+    header = "发票代码,数电发票号码,发票号码,开票日期,金额,税额,价税合计,销售方名称,销售方纳税人识别号,发票状态,备注\n"
+    rows = [
+        f"{vat['invoice_code']},,{vat['invoice_number']},{vat['issue_date']},{vat['amount_excl_tax']},"
+        f"{vat['tax_amount']},{vat['total_amount']},{vat['seller_name']},{vat['seller_tax_id']},部分红冲,",
+        f"{vat['invoice_code']},,90000001,2023-02-20,-1000.00,-60.00,-1060.00,{vat['seller_name']},"
+        f"{vat['seller_tax_id']},正常,对应正数发票代码:{vat['invoice_code']}号码:{vat['invoice_number']}",
+        f",{digital['invoice_number']},,{digital['issue_date']},{digital['amount_excl_tax']},"
+        f"{digital['tax_amount']},{digital['total_amount']},{digital['seller_name']},{digital['seller_tax_id']},作废,",
+    ]
+    platform.write_text(header + "\n".join(rows) + "\n", encoding="utf-8-sig")
+    ledger = tmp_path / "ledger.csv"
+    ledger.write_text(
+        "发票代码,发票号码,开票日期,金额,税额,价税合计,销售方名称\n"
+        + "".join(
+            f"{f['invoice_code'] or ''},{f['invoice_number']},{f['issue_date']},{f['amount_excl_tax']},"
+            f"{f['tax_amount']},{f['total_amount']},{f['seller_name']}\n"
+            for f in (vat, digital)
+        ),
+        encoding="utf-8",
+    )
+    return platform, ledger
+
+
+def test_the_tax_platform_outcome_on_the_invoice_view_and_in_search(
+    writable: tuple[App, WebStore, Path], tmp_path: Path
+) -> None:
+    from pipeline.cli import main
+
+    app, store, _ = writable
+    vat_doc, digital_doc = store.ids["vat_e_general.pdf"], store.ids["fully_digital_general.pdf"]
+    assert "Not in the last three-way reconciliation" in app.page(f"invoice/{vat_doc}?lang=en").text
+    platform, ledger = platform_and_ledger(tmp_path)
+    args = ["reconcile", "--ledger", str(ledger), "--tax-platform", str(platform)]
+    assert main([*args, "--store", str(store.path), "--out", str(tmp_path / "r")]) in (0, 1)
+
+    html = app.page(f"invoice/{vat_doc}?lang=en").text
+    section = html[html.index('id="three-way"') :]
+    assert 'data-code="red_reversed_but_booked"' in section and "partly red-reversed" in section
+    assert (
+        "held: present" in section
+        and "in the ledger: present" in section
+        and "on the platform: present" in section
+    )
+    assert "red-reversed: <b" in section and "1060.00" in section
+    assert "6789.81" in section  # 7849.81 - 1060.00 remains
+    zh = app.page(f"invoice/{vat_doc}?lang=zh").text
+    assert "已入账但已红冲" in zh and "部分红冲" in zh and "剩余金额" in zh
+
+    answer = app.api("GET", f"/documents/{digital_doc}").json()["three_way"]
+    assert answer["outcome"] == "voided_but_booked" and answer["platform_status"] == "voided"
+    assert answer["platform_status_label"] == {"en": "voided", "zh": "作废"}
+    assert (answer["in_held"], answer["in_ledger"], answer["in_platform"]) == (True, True, True)
+    assert answer["codes"][0]["zh"] == "已入账但平台显示作废" and answer["reason_zh"]
+
+    assert results(app.api("GET", "/search", params={"outcome": "voided_but_booked"})) == [
+        "fully_digital_general.pdf"
+    ]
+    assert results(app.api("GET", "/search", params={"platform_status": "partly_red_reversed"})) == [
+        "vat_e_general.pdf"
+    ]
+    assert (
+        results(app.api("GET", "/search", params={"outcome": "matched", "platform_status": "voided"})) == []
+    )
+    assert app.api("GET", "/search", params={"outcome": "nonsense"}).status_code == 422
+    page = app.page("search?outcome=voided_but_booked&lang=en").text
+    assert "fully_digital_general.pdf" in page and "vat_e_general.pdf" not in page
+    assert 'value="voided_but_booked" selected' in page
+    assert "platform_status: unknown" in app.page("search?platform_status=lost").text
+
+
+EINVOICES = SAMPLES.parent / "samples_einvoice"
+
+
+def upload_and_wait(app: App, name: str, data: bytes) -> dict[str, Any]:
+    """``POST /documents``, then poll its status URL until stored or failed."""
+    sent = app.api("POST", "/documents", files={"file": (name, data, "application/octet-stream")})
+    assert sent.status_code in (200, 202), sent.text
+    url = sent.json()["status_url"].removeprefix("/api/v1")
+    deadline = time.monotonic() + 120
+    while (state := app.api("GET", url)).status_code == 202:
+        assert time.monotonic() < deadline, f"{name} still processing"
+        time.sleep(0.2)
+    assert state.status_code == 200, state.text
+    return dict(state.json())
+
+
+def test_e_invoices_upload_and_show_their_pages(tmp_path: Path) -> None:
+    """OFD and XML e-invoices sent through the API are read from their data (no OCR) and their page
+    images, drawn for them, appear in the invoice view."""
+    from PIL import Image
+
+    path = tmp_path / "store"
+    open_store(str(path)).close()
+    app = start(WebStore(path, {}, ""))
+    try:
+        for name in ("vat_e_general_blue.ofd", "fully_digital_special_blue.xml"):
+            body = upload_and_wait(app, name, (EINVOICES / name).read_bytes())
+            assert body["state"] == "stored", body
+            stem = name.rsplit(".", 1)[0]
+            expected = json.loads((EINVOICES / f"{stem}.expected.json").read_text(encoding="utf-8"))["fields"]
+            fields = body["result"]["fields"]
+            for key in ("invoice_number", "total_amount", "seller_name"):
+                assert fields[key]["value"] == expected[key], (name, key)
+            doc = body["document_id"]
+            html = app.page(f"invoice/{doc}").text
+            assert expected["seller_name"] in html and f"documents/{doc}/pages/0.png" in html
+            png = app.page(f"documents/{doc}/pages/0.png")
+            assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+            with Image.open(io.BytesIO(png.content)) as image:
+                assert image.width > 300 and image.height > 200
+                low, high = image.convert("L").getextrema()
+                assert high - low > 100  # drawn, not blank
+            original = app.page(f"documents/{doc}/original")
+            assert original.content == (EINVOICES / name).read_bytes()
+    finally:
+        app.close()
+        app.server.close()
+
+
+def test_a_zip_bundle_upload_and_the_other_files_of_one_invoice(tmp_path: Path) -> None:
+    """A ZIP of an OFD and the XML of the same invoice: each document is an upload of its own; the
+    invoice view links the other file and says they arrived together; the search lists the invoice once.
+    The XML sent again later on its own arrives separately, and the view says so."""
+    import zipfile
+
+    from pipeline.store import invoices as grouping
+
+    ofd = (EINVOICES / "vat_e_general_blue.ofd").read_bytes()
+    xml = (EINVOICES / "fully_digital_special_blue.xml").read_bytes()
+    expected = json.loads(
+        (EINVOICES / "fully_digital_special_blue.expected.json").read_text(encoding="utf-8")
+    )
+    same = xml.replace(b"?>", b"?>\n", 1)  # the same invoice, another file (another id)
+    assert same != xml
+    bundle = io.BytesIO()
+    with zipfile.ZipFile(bundle, "w") as archive:
+        archive.writestr("download/a.xml", xml)
+        archive.writestr("download/b.xml", same)
+        archive.writestr("download/c.ofd", ofd)
+        archive.writestr("download/readme.txt", b"not an invoice")
+    path = tmp_path / "store"
+    open_store(str(path)).close()
+    app = start(WebStore(path, {}, ""))
+    try:
+        body = upload_and_wait(app, "发票.zip", bundle.getvalue())
+        assert body["state"] == "stored", body
+        members = {member["name"]: member for member in body["members"]}
+        assert sorted(members) == [
+            f"发票.zip!download/{n}" for n in ("a.xml", "b.xml", "c.ofd", "readme.txt")
+        ]
+        assert members["发票.zip!download/readme.txt"]["state"] == "skipped"
+        assert all(
+            members[f"发票.zip!download/{n}"]["state"] == "stored" for n in ("a.xml", "b.xml", "c.ofd")
+        )
+        first = members["发票.zip!download/a.xml"]["document_id"]
+        second = members["发票.zip!download/b.xml"]["document_id"]
+
+        details = app.api("GET", f"/documents/{first}").json()
+        assert [f["document_id"] for f in details["files"]] == [second] and not details["arrived_separately"]
+        html = app.page(f"invoice/{first}?lang=en").text
+        assert f'href="../invoice/{second}"' in html and "These files arrived together." in html
+        assert (
+            "No other file of this invoice is stored."
+            in app.page(f"invoice/{members['发票.zip!download/c.ofd']['document_id']}?lang=en").text
+        )
+
+        listed = app.api("GET", "/search", params={"q": expected["fields"]["invoice_number"]}).json()
+        assert listed["total"] == 2 and len(listed["results"]) == 1  # one invoice in two files
+        assert listed["results"][0]["files"] == 2 and len(listed["results"][0]["other_files"]) == 1
+        page = app.page("search?lang=en").text
+        assert page.count(expected["fields"]["invoice_number"]) == 1 and "2 files" in page
+
+        later = xml.replace(b"?>", b"?>\n\n", 1)
+        grouping.TOGETHER_SECONDS, saved = -1.0, grouping.TOGETHER_SECONDS  # the server's clock: "later"
+        try:
+            alone = upload_and_wait(app, "again.xml", later)
+            assert alone["state"] == "stored"
+            html = app.page(f"invoice/{alone['document_id']}?lang=en").text
+        finally:
+            grouping.TOGETHER_SECONDS = saved
+        assert "arrived separately" in html and html.count('href="../invoice/') >= 2
+    finally:
+        app.close()
+        app.server.close()

@@ -19,12 +19,12 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from pipeline.web import WebServer
 from tests.test_review import build_review_store
 from tests.test_review_browser import CHROMEDRIVER, CHROMIUM, FLAGS, save_screenshot, type_keys
-from tests.test_web import PDF_SAMPLES, WebStore, build_web_store, expected_fields
+from tests.test_web import PDF_SAMPLES, WebStore, build_web_store, expected_fields, platform_and_ledger
 
 pytestmark = pytest.mark.slow
 
@@ -165,6 +165,33 @@ def test_a_failed_hot_folder_file_is_retried_from_the_page(
     driver.refresh()
     wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '#folder-counts td[data-state="inbox"]').text == "1")
     assert not driver.find_elements(By.ID, "failed-files")
+
+
+def test_the_tax_platform_outcome_on_the_invoice_and_its_filter(
+    served: tuple[WebStore, WebServer, Path], driver: WebDriver, tmp_path: Path
+) -> None:
+    from pipeline.cli import main
+
+    store, server, _ = served
+    platform, ledger = platform_and_ledger(tmp_path)
+    args = ["reconcile", "--ledger", str(ledger), "--tax-platform", str(platform), "--store", str(store.path)]
+    assert main([*args, "--out", str(tmp_path / "report")]) in (0, 1)
+    wait = WebDriverWait(driver, 20)
+    driver.get(server.url + "search")
+    wait.until(lambda d: len(result_names(d)) == 4)
+    driver.find_element(By.CSS_SELECTOR, "details.filters summary").click()
+    Select(driver.find_element(By.NAME, "platform_status")).select_by_value("voided")
+    driver.find_element(By.CSS_SELECTOR, "details.filters button[type=submit]").click()
+    wait.until(lambda d: result_names(d) == ["fully_digital_general.pdf"])
+    assert "platform_status=voided" in driver.current_url
+
+    driver.get(server.url + f"invoice/{store.ids['vat_e_general.pdf']}")
+    section = wait.until(lambda d: d.find_element(By.ID, "three-way"))
+    text = section.text.lower()
+    assert "booked, but red-reversed" in text and "partly red-reversed" in text
+    assert "remains: 6789.81" in section.text
+    driver.execute_script("arguments[0].scrollIntoView()", section)
+    shot(driver, "invoice-platform")
 
 
 def test_chinese_english_switch(served: tuple[WebStore, WebServer, Path], driver: WebDriver) -> None:

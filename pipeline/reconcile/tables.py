@@ -640,3 +640,30 @@ def load_lines(
     finally:
         db.close()
     return [{**dict(row), "differences": json.loads(row["differences"] or "[]")} for row in rows]
+
+
+def document_lines(db_path: Path, document_ids: list[str]) -> list[dict[str, Any]]:
+    """The stored three-way lines of these documents (the web app's invoice view), in the order given;
+    none when never reconciled. Read-only."""
+    if not document_ids:
+        return []
+    try:
+        db = sqlite3.connect(db_path, timeout=30)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open the index {db_path}: {exc}") from exc
+    db.row_factory = sqlite3.Row
+    try:
+        rows = db.execute(
+            "SELECT * FROM reconciliation_lines WHERE document_id IN "
+            f"({', '.join('?' for _ in document_ids)}) ORDER BY rowid",
+            list(document_ids),
+        ).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        raise StorageError(f"cannot read the reconciliation from {db_path}: {exc}") from exc
+    finally:
+        db.close()
+    order = {document_id: k for k, document_id in enumerate(document_ids)}
+    out = [{**dict(row), "differences": json.loads(row["differences"] or "[]")} for row in rows]
+    return sorted(out, key=lambda line: order.get(line["document_id"], len(order)))

@@ -196,7 +196,8 @@ class Search:
     amount_max: float | None = None
     kind: str | None = None  # doc_type
     status: str | None = None  # ok / needs_review / not_an_invoice
-    outcome: str | None = None  # the latest reconciliation outcome
+    outcome: str | None = None  # the last reconciliation's outcome code (three-way, main or additional)
+    platform_status: str | None = None  # the tax platform's status in the last reconciliation
     needs_review: bool = False
     source: str | None = None  # part of the file name (scanner prefix, hot-folder naming)
     batch: date | None = None  # ingested on that day

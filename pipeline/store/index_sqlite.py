@@ -466,12 +466,16 @@ def _fts_tokenizer(db: sqlite3.Connection) -> str:
             params.append(search.kind)
         if search.needs_review:
             where.append("d.status = 'needs_review'")
-        for wanted in (search.status, search.outcome):
-            if wanted:
-                clause = self._status_clause(wanted, params)
-                if clause is None:
-                    return None
-                where.append(clause)
+        if search.status:
+            clause = self._status_clause(search.status, params)
+            if clause is None:
+                return None
+            where.append(clause)
+        if search.outcome or search.platform_status:
+            clause = self._line_clause(search.outcome, search.platform_status, params)
+            if clause is None:
+                return None
+            where.append(clause)
         if search.source:
             pattern = "%" + search.source.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             where.append("d.source_name LIKE ? ESCAPE '\\'")
@@ -481,6 +485,25 @@ def _fts_tokenizer(db: sqlite3.Connection) -> str:
             where.append("d.ingested_at >= ? AND d.ingested_at < ?")
             params += [start, start + 86400]
         return (" WHERE " + " AND ".join(where) if where else ""), params
+
+    def _line_clause(self, outcome: str | None, platform_status: str | None, params: list[Any]) -> str | None:
+        """Documents whose line in the last three-way reconciliation (``reconciliation_lines``, issue 15)
+        has this outcome (main or additional) and platform status. An index reconciled before the
+        three-way lines existed answers a ledger outcome from the ``reconciliation`` table."""
+        if not self._has_table("reconciliation_lines"):
+            if platform_status or outcome not in RECONCILIATION_OUTCOMES:
+                return None
+            return self._status_clause(str(outcome), params)
+        where = ["l.document_id IS NOT NULL"]
+        if outcome:
+            where.append("(l.outcome = ? OR instr(',' || l.also || ',', ?) > 0)")
+            params += [outcome, f",{outcome},"]
+        if platform_status:
+            where.append("l.platform_status = ?")
+            params.append(platform_status)
+        return (
+            f"d.document_id IN (SELECT l.document_id FROM reconciliation_lines l WHERE {' AND '.join(where)})"
+        )
 
     def _box_clause(self, box: str, params: list[Any], cutoff: float) -> str | None:
         """Any key: number, code, taxpayer ID, amount, id prefix, seller/buyer (fuzzy), page text."""

@@ -18,6 +18,7 @@ from pipeline.model import DocType
 from pipeline.store.index import DOCUMENT_STATUSES, RECONCILIATION_OUTCOMES, SEARCH_SORTS, Search
 from pipeline.web import payloads
 from pipeline.web.state import AppState
+from pipeline.web.views import OUTCOMES, PLATFORM_STATUSES
 
 DOCUMENT_ID = r"^[0-9a-f]{6,64}$"
 FIELD_NAME = r"^[a-z][a-z0-9_]{0,63}$"
@@ -71,6 +72,14 @@ class CorrectionAnswer(BaseModel):
     remaining: int = Field(description="fields still to review in the whole store")
 
 
+class UploadMember(BaseModel):
+    name: str = Field(description="bundle.zip!path/inside")
+    document_id: str | None = Field(None, description="its id (none when refused before processing)")
+    state: Literal["processing", "stored", "already_stored", "failed", "skipped"]
+    message: str = ""
+    status_url: str | None = None
+
+
 class UploadAnswer(BaseModel):
     document_id: str
     state: Literal["processing", "stored", "already_stored", "failed"]
@@ -78,6 +87,9 @@ class UploadAnswer(BaseModel):
     message: str = ""
     status_url: str
     result: dict[str, Any] | None = None
+    members: list[UploadMember] | None = Field(
+        None, description="a ZIP bundle: each document inside, sent on as an upload of its own"
+    )
 
 
 class RetryBody(BaseModel):
@@ -126,7 +138,14 @@ def search_filters(
     amount_max: Annotated[float | None, Query(allow_inf_nan=False)] = None,
     kind: DocType | None = None,
     status: Literal[DOCUMENT_STATUSES] | None = None,  # type: ignore[valid-type]
-    outcome: Literal[RECONCILIATION_OUTCOMES] | None = None,  # type: ignore[valid-type]
+    outcome: Annotated[
+        Literal[OUTCOMES] | None,  # type: ignore[valid-type]
+        Query(description="the last `invoices reconcile` outcome code (main or additional)"),
+    ] = None,
+    platform_status: Annotated[
+        Literal[PLATFORM_STATUSES] | None,  # type: ignore[valid-type]
+        Query(description="the tax platform's status in the last `invoices reconcile`"),
+    ] = None,
     needs_review: bool = False,
     source: Annotated[str | None, Query(max_length=200)] = None,
     batch: Annotated[str | None, DateQuery("ingested on this day (YYYY-MM-DD)")] = None,
@@ -140,6 +159,7 @@ def search_filters(
         kind=str(kind) if kind else None,
         status=status,
         outcome=outcome,
+        platform_status=platform_status,
         needs_review=needs_review,
         source=source or None,
         batch=_day(batch, "batch"),
@@ -168,7 +188,10 @@ async def statistics(web: StateDep, filters: SearchDep) -> dict[str, list[dict[s
     return await web.stores.run(compute, filters)
 
 
-@router.get("/documents/{document_id}", summary="One invoice: fields, rules, ledger outcome, audit, result")
+@router.get(
+    "/documents/{document_id}",
+    summary="One invoice: fields, rules, ledger and tax-platform outcome, other files, audit, result",
+)
 async def document(web: StateDep, document_id: DocumentIdPath) -> dict[str, Any]:
     def load(store: Any) -> dict[str, Any]:
         details = payloads.invoice_details(store, document_id)
@@ -192,7 +215,11 @@ async def document(web: StateDep, document_id: DocumentIdPath) -> dict[str, Any]
                     "schema": {
                         "type": "object",
                         "properties": {
-                            "file": {"type": "string", "format": "binary", "description": "PDF or image"}
+                            "file": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "PDF, image, OFD or XML e-invoice, or a ZIP bundle of them",
+                            }
                         },
                         "required": ["file"],
                         "additionalProperties": False,
@@ -203,7 +230,11 @@ async def document(web: StateDep, document_id: DocumentIdPath) -> dict[str, Any]
     },
 )
 async def upload(
-    web: StateDep, request: Request, file: Annotated[UploadFile, File(description="PDF or image")]
+    web: StateDep,
+    request: Request,
+    file: Annotated[
+        UploadFile, File(description="PDF, image, OFD or XML e-invoice, or a ZIP bundle of them")
+    ],
 ) -> Any:
     from pipeline.process import content_id
 
@@ -218,6 +249,16 @@ async def upload(
     name = (file.filename or "upload").replace("/", "_").replace("\\", "_")[-200:] or "upload"
     document_id = content_id(data)
     status_url = f"/api/v1/uploads/{document_id}"
+    members = _bundle_members(web, name, data)
+    if members is not None:
+        answer = UploadAnswer(
+            document_id=document_id,
+            state="processing",
+            status_url=status_url,
+            members=[await _send_member(web, member) for member in members],
+        )
+        web.uploads.bundles[document_id] = answer.members or []
+        return answer
     stored = await web.stores.run(lambda store: store.is_stored(document_id))
     if stored:
         result = await web.stores.run(lambda store: store.load_result(document_id).to_dict())
@@ -233,6 +274,52 @@ async def upload(
     return UploadAnswer(document_id=document_id, state=job.state, status_url=status_url)  # type: ignore[arg-type]
 
 
+def _bundle_members(web: AppState, name: str, data: bytes) -> list[Any] | None:
+    """The documents of a ZIP bundle (``bundle.zip!inner/path``), or None for any other file (an OFD is
+    a ZIP too, but one document)."""
+    from pathlib import Path
+
+    from pipeline.ingest import bundle_members
+
+    return bundle_members(Path(name), data, web.uploads._settings())
+
+
+async def _send_member(web: AppState, member: Any) -> UploadMember:
+    from pipeline.ingest import Refused
+    from pipeline.process import content_id
+
+    if isinstance(member, Refused):
+        state = "skipped" if member.skipped else "failed"
+        return UploadMember(name=member.name, state=state, message=str(member.error))
+    member_id = content_id(member.data)
+    url = f"/api/v1/uploads/{member_id}"
+    if await web.stores.run(lambda store: store.is_stored(member_id)):
+        return UploadMember(name=member.name, document_id=member_id, state="already_stored", status_url=url)
+    job = web.uploads.submit(web.stores, member.data, member.name, member_id)
+    return UploadMember(name=member.name, document_id=member_id, state=job.state, status_url=url)  # type: ignore[arg-type]
+
+
+async def _bundle_state(web: AppState, bundle_id: str, members: list[UploadMember]) -> Any:
+    """A bundle's upload: 202 while a member is processing; then each member's state."""
+    now = []
+    for member in members:
+        job = web.uploads.jobs.get(member.document_id or "")
+        if job is not None and member.state == "processing":
+            member = member.model_copy(update={"state": job.state, "message": job.message})
+        now.append(member)
+    busy = any(member.state == "processing" for member in now)
+    failed = [member for member in now if member.state == "failed"]
+    stored = [member for member in now if member.state in ("stored", "already_stored")]
+    answer = UploadAnswer(
+        document_id=bundle_id,
+        state="processing" if busy else ("stored" if stored else "failed"),
+        message=f"{len(failed)} of {len(now)} documents failed" if failed else "",
+        status_url=f"/api/v1/uploads/{bundle_id}",
+        members=now,
+    )
+    return JSONResponse(answer.model_dump(), status_code=202 if busy else 200)
+
+
 @router.get(
     "/uploads/{document_id}",
     response_model=UploadAnswer,
@@ -242,6 +329,9 @@ async def upload(
 async def upload_state(web: StateDep, document_id: DocumentIdPath) -> Any:
     job = web.uploads.jobs.get(document_id)
     status_url = f"/api/v1/uploads/{document_id}"
+    bundle = web.uploads.bundles.get(document_id)
+    if bundle is not None:
+        return await _bundle_state(web, document_id, bundle)
     if job is not None and job.state == "processing":
         answer = UploadAnswer(document_id=document_id, state="processing", status_url=status_url)
         return JSONResponse(answer.model_dump(), status_code=202)

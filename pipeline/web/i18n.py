@@ -26,7 +26,8 @@ _LABELS: dict[str, tuple[str, str]] = {
     "amount_max": ("to", "至"),
     "kind": ("Kind", "票种"),
     "status": ("Status", "状态"),
-    "outcome": ("Ledger outcome", "台账核对结果"),
+    "outcome": ("Reconciliation outcome", "核对结果"),
+    "platform_status": ("Tax-platform status", "税务平台状态"),
     "needs_review": ("Needs review", "待复核"),
     "source": ("File name contains", "文件名包含"),
     "batch": ("Ingested on", "入库日期"),
@@ -65,6 +66,32 @@ _LABELS: dict[str, tuple[str, str]] = {
     "not_reconciled": ("Not reconciled yet.", "尚未与台账核对。"),
     "differences": ("Differing values", "不一致的值"),
     "invoice_value": ("Invoice", "发票"),
+    "tax_platform": ("Tax platform (three-way)", "税务平台（三方核对）"),
+    "not_reconciled_platform": (
+        "Not in the last three-way reconciliation (`invoices reconcile --tax-platform`).",
+        "不在最近一次三方核对中（invoices reconcile --tax-platform）。",
+    ),
+    "held": ("held", "已收票"),
+    "in_ledger": ("in the ledger", "台账"),
+    "on_platform": ("on the platform", "税务平台"),
+    "present": ("present", "有"),
+    "absent": ("missing", "无"),
+    "also_applies": ("also", "另有"),
+    "document_value": ("Document", "票面"),
+    "platform_value": ("Platform", "平台"),
+    "reversed_amount": ("red-reversed", "已红冲金额"),
+    "remaining_amount": ("remains", "剩余金额"),
+    "deducted": ("deducted (抵扣勾选)", "已勾选抵扣"),
+    "risk": ("risk", "风险等级"),
+    "via_file": ("through the file", "来自同票文件"),
+    "other_files": ("Other files of this invoice", "同一张发票的其他文件"),
+    "no_other_files": ("No other file of this invoice is stored.", "没有同一张发票的其他文件。"),
+    "arrived_separately": (
+        "These files arrived separately: check the invoice is not reimbursed twice.",
+        "这些文件是分别提交的：注意重复报销。",
+    ),
+    "arrived_together": ("These files arrived together.", "这些文件是一起提交的。"),
+    "files": ("files", "个文件"),
     "ledger_value": ("Ledger", "台账"),
     "history": ("Corrections (audit)", "更正记录（审计）"),
     "no_history": ("No correction yet.", "暂无更正。"),
@@ -168,6 +195,21 @@ def pick_language(accept_language: str | None) -> str:
     return best
 
 
+def _reconcile_labels() -> dict[str, tuple[str, str]]:
+    """The three-way outcome codes and tax-platform statuses (``platform_<status>``), as reconcile names them."""
+    from pipeline.reconcile.platform import STATUS_LABELS
+    from pipeline.reconcile.threeway import LINE_LABELS
+
+    out = {str(code): pair for code, pair in LINE_LABELS.items() if str(code) not in _LABELS}
+    out.update({f"platform_{status}": pair for status, pair in STATUS_LABELS.items()})
+    return out
+
+
 def labels(language: str) -> dict[str, str]:
     n = 1 if language == "zh" else 0
-    return {key: pair[n] for key, pair in _LABELS.items()}
+    if not _EXTRA:
+        _EXTRA.update(_reconcile_labels())
+    return {key: pair[n] for key, pair in (*_LABELS.items(), *_EXTRA.items())}
+
+
+_EXTRA: dict[str, tuple[str, str]] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import NotFound
@@ -55,7 +56,31 @@ def search_page(
     rows, total = store.index.search(
         search, SEARCH_COLUMNS, sort=sort, descending=descending, offset=(page - 1) * per_page, limit=per_page
     )
-    return {"total": total, "page": page, "per_page": per_page, "results": rows}
+    return {"total": total, "page": page, "per_page": per_page, "results": grouped(store, rows)}
+
+
+def grouped(store: Store, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per invoice: the other files of an invoice (its OFD, PDF, XML, a scan) on the same page
+    fold into its first row; every row says how many files the store holds of its invoice
+    (``files``) and lists the others (``other_files``)."""
+    from pipeline.store.invoices import invoice_key, same_invoice
+
+    out: list[dict[str, Any]] = []
+    shown: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = invoice_key(row.get("invoice_code"), row.get("invoice_number"))
+        if key is not None and len(key[1]) >= 20:
+            key = ("", key[1])
+        first = shown.get(key) if key else None
+        if first is not None and row["document_id"] in first["other_files"]:
+            continue
+        group = same_invoice(store.index, row.get("invoice_code"), row.get("invoice_number")) if key else []
+        others = [other["document_id"] for other in group if other["document_id"] != row["document_id"]]
+        entry = {**row, "files": 1 + len(others), "other_files": others}
+        if key is not None:
+            shown.setdefault(key, entry)
+        out.append(entry)
+    return out
 
 
 def document_payload(store: Store, document_id: str) -> dict[str, Any]:
@@ -139,7 +164,7 @@ def invoice_details(store: Store, document_id: str) -> dict[str, Any]:
                 "ledger_value": ledger.get(name),
             }
         )
-    return {
+    out: dict[str, Any] = {
         "document_id": result.document_id,
         "source_name": result.source_name,
         "doc_type": str(result.doc_type),
@@ -162,7 +187,58 @@ def invoice_details(store: Store, document_id: str) -> dict[str, Any]:
         "checks": [check.to_dict() for check in result.checks],
         "warnings": list(result.warnings),
         "reconciliation": store.index.reconciliation_of(result.document_id),
+        **same_invoice_files(store, row),
         "history": review_history(store, result.document_id),
+    }
+    out["three_way"] = three_way_of(store, result.document_id, [f["document_id"] for f in out["files"]])
+    return out
+
+
+def three_way_of(store: Store, document_id: str, others: list[str]) -> dict[str, Any] | None:
+    """The invoice's line in the last three-way reconciliation (held / ledger / tax platform), with
+    its outcome's and platform status's labels in both languages; a line reached through another file
+    of the same invoice says which. None when never reconciled, or the invoice has no line."""
+    from pipeline.reconcile.platform import STATUS_LABELS
+    from pipeline.reconcile.tables import document_lines
+    from pipeline.reconcile.threeway import LINE_LABELS
+
+    lines = document_lines(Path(store.index.path), [document_id, *others])
+    if not lines:
+        return None
+    line = lines[0]
+    codes = [line["outcome"], *(code for code in (line.get("also") or "").split(",") if code)]
+    status = line.get("platform_status")
+    return {
+        **line,
+        "via": None if line["document_id"] == document_id else line["document_id"],
+        "codes": [
+            {"code": code, "en": LINE_LABELS[code][0], "zh": LINE_LABELS[code][1]}
+            for code in codes
+            if code in LINE_LABELS
+        ],
+        "platform_status_label": (
+            {"en": STATUS_LABELS[status][0], "zh": STATUS_LABELS[status][1]}
+            if status in STATUS_LABELS
+            else None
+        ),
+        "in_held": bool(line["in_held"]),
+        "in_ledger": bool(line["in_ledger"]),
+        "in_platform": bool(line["in_platform"]),
+        "deducted": None if line.get("deducted") is None else bool(line["deducted"]),
+    }
+
+
+def same_invoice_files(store: Store, row: dict[str, Any]) -> dict[str, Any]:
+    """The other stored files of this invoice (its OFD, PDF, XML, a scan: one code and number), and
+    whether the files arrived separately (how one invoice gets reimbursed twice)."""
+    from pipeline.store.invoices import arrived_separately, same_invoice
+
+    group = same_invoice(store.index, row.get("invoice_code"), row.get("invoice_number"))
+    if not any(other["document_id"] == row["document_id"] for other in group):
+        group = []
+    return {
+        "files": [other for other in group if other["document_id"] != row["document_id"]],
+        "arrived_separately": len(group) > 1 and arrived_separately(group),
     }
 
 

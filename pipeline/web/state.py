@@ -73,6 +73,7 @@ class Uploads:
     _pool: ProcessPoolExecutor | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     jobs: dict[str, Upload] = field(default_factory=dict)
+    bundles: dict[str, list[Any]] = field(default_factory=dict)  # a ZIP bundle's id -> its members
 
     def submit(self, stores: StoreThread, data: bytes, name: str, document_id: str) -> Upload:
         from pipeline.ingest import save_result, work

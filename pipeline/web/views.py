@@ -17,8 +17,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from pipeline.errors import InputError, NotFound
 from pipeline.model import DocType
+from pipeline.reconcile.platform import PlatformStatus
+from pipeline.reconcile.threeway import LineOutcome
 from pipeline.review.images import crop_png, page_png
-from pipeline.store.index import DOCUMENT_STATUSES, RECONCILIATION_OUTCOMES, SEARCH_SORTS, Search
+from pipeline.store.index import DOCUMENT_STATUSES, SEARCH_SORTS, Search
 from pipeline.web import charts, payloads
 from pipeline.web.i18n import LANGUAGES, labels, pick_language
 from pipeline.web.state import AppState
@@ -38,11 +40,15 @@ SEARCH_PARAMS = (
     "kind",
     "status",
     "outcome",
+    "platform_status",
     "needs_review",
     "source",
     "batch",
 )
 KINDS = tuple(str(kind) for kind in DocType)
+# The three-way outcome codes and platform statuses of `invoices reconcile` (`invoices query --outcome`).
+OUTCOMES = tuple(str(code) for code in LineOutcome)
+PLATFORM_STATUSES = tuple(str(status) for status in PlatformStatus)
 
 templates = Environment(
     loader=PackageLoader("pipeline.web", "templates"),
@@ -138,15 +144,19 @@ def search_from(params: Any) -> tuple[Search, list[str]]:
     kind = params.get("kind") or None
     status = params.get("status") or None
     outcome = params.get("outcome") or None
+    platform_status = params.get("platform_status") or None
     if kind and kind not in KINDS:
         problems.append(f"kind: unknown {kind!r}")
         kind = None
     if status and status not in DOCUMENT_STATUSES:
         problems.append(f"status: unknown {status!r}")
         status = None
-    if outcome and outcome not in RECONCILIATION_OUTCOMES:
+    if outcome and outcome not in OUTCOMES:
         problems.append(f"outcome: unknown {outcome!r}")
         outcome = None
+    if platform_status and platform_status not in PLATFORM_STATUSES:
+        problems.append(f"platform_status: unknown {platform_status!r}")
+        platform_status = None
     search = Search(
         q=(params.get("q") or "")[:200],
         date_from=_date(params.get("date_from"), "date_from", problems),
@@ -156,6 +166,7 @@ def search_from(params: Any) -> tuple[Search, list[str]]:
         kind=kind,
         status=status,
         outcome=outcome,
+        platform_status=platform_status,
         needs_review=params.get("needs_review") in ("1", "on", "true"),
         source=(params.get("source") or "")[:200] or None,
         batch=_date(params.get("batch"), "batch", problems),
@@ -164,7 +175,12 @@ def search_from(params: Any) -> tuple[Search, list[str]]:
 
 
 def _choices() -> dict[str, tuple[str, ...]]:
-    return {"kinds": KINDS, "statuses": DOCUMENT_STATUSES, "outcomes": RECONCILIATION_OUTCOMES}
+    return {
+        "kinds": KINDS,
+        "statuses": DOCUMENT_STATUSES,
+        "outcomes": OUTCOMES,
+        "platform_statuses": PLATFORM_STATUSES,
+    }
 
 
 @router.get("/")
