@@ -65,6 +65,8 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_store.py
+	$(BIN)/python scripts/bench_store.py --only index --index postgres
+	$(BIN)/python scripts/bench_cluster.py
 	$(BIN)/python scripts/bench_reconcile.py
 	$(BIN)/python scripts/bench_einvoice.py --skip-accuracy
 	$(BIN)/python scripts/bench_web.py
