@@ -20,6 +20,7 @@ exit codes:
   3  a dependency is missing (OCR models, a CJK font): the message says how to install it
   4  the store cannot be read or written
   5  the document or id asked for does not exist
+  10 anything else: the OCR engine failed, the Dask cluster could not be reached or was lost
 
 environment:
   INVOICES_STORE      store location: a directory (default ./invoice-store) or s3://bucket/prefix
