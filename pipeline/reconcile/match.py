@@ -50,6 +50,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 from pipeline.reconcile.sources import AMOUNT_FIELDS, FIELD_LABELS, FIELDS, LedgerRow
+from pipeline.store.invoices import arrived_separately
 
 if TYPE_CHECKING:
     pass
@@ -858,6 +859,7 @@ class _Matcher:
         for i, invoice in enumerate(self.invoices):
             if self.scan_of[i] >= 0:
                 out.append(self._scanned_twice(invoice, int(self.scan_of[i])))
+        _list_documents(out)
         for r, row in enumerate(self.ledger):
             if self.row_to_inv[r] >= 0 and self.booking_of[r] < 0:
                 continue
@@ -945,6 +947,49 @@ class _Matcher:
             hint = _hint(None, invoice, _compare(invoice, row, self.fields, self.options)[0])
             en, zh = en + hint[0], zh + hint[1]
         return Entry(Outcome.NO_INVOICE_SCANNED, None, row, 0.0, [], en, zh)
+
+
+def _list_documents(entries: list[Entry]) -> None:
+    """Same invoice, several files: the entry reconciled names them all, and says when they arrived
+    separately (its PDF on one expense claim, its OFD on the next is how double reimbursement happens).
+    The other files keep their own ``duplicate`` entry (``is_copy``), which the counts leave out."""
+    copies: dict[str, list[InvoiceRecord]] = defaultdict(list)
+    for entry in entries:
+        if entry.is_copy and entry.invoice is not None:
+            copies[str(entry.related_document)].append(entry.invoice)
+    if not copies:
+        return
+    heads = {e.invoice.document_id: e for e in entries if e.invoice is not None and not e.is_copy}
+    for head_id, others in copies.items():
+        head = heads.get(head_id)
+        if head is None or head.invoice is None:
+            continue
+        files = [head.invoice, *sorted(others, key=lambda inv: (inv.ingested_at, inv.document_id))]
+        separately = arrived_separately(
+            [{"source_name": f.source_name, "ingested_at": f.ingested_at} for f in files]
+        )
+        names = tuple(f.source_name or f.document_id[:12] for f in files)
+        head.documents, head.arrived_separately = names, separately
+        head.reason_en, head.reason_zh = _with_notes(
+            (head.reason_en, head.reason_zh), [_files_note(names, separately)]
+        )
+        for entry in entries:
+            if entry.is_copy and entry.related_document == head_id:
+                entry.documents, entry.arrived_separately = names, separately
+
+
+def _files_note(names: Sequence[str], separately: bool) -> tuple[str, str]:
+    listed = ", ".join(names)
+    if separately:
+        return (
+            f"this invoice is held in {len(names)} files that arrived separately ({listed}): "
+            "check it is not reimbursed twice",
+            f"同一张发票有{len(names)}个文件，分别提交（{listed}），注意重复报销",
+        )
+    return (
+        f"this invoice is held in {len(names)} files that arrived together ({listed})",
+        f"同一张发票有{len(names)}个文件，一并提交（{listed}）",
+    )
 
 
 def reconcile(
