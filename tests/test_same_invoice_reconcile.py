@@ -200,3 +200,112 @@ def test_three_way_counts_once_and_says_when_files_arrived_separately(
     flagged = load_lines(db, outcome="arrived_separately")
     assert [r["invoice_number"] for r in flagged] == [numbers["apart"]]
     assert len(load_lines(db)) == 3
+
+
+def test_query_shows_an_invoice_once_with_its_files(stored: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    where = ["--store", str(stored["store"])]
+    numbers = stored["numbers"]
+    assert main(["query", *where, "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert len(records) == 3  # five files, three invoices
+    by_number = {r["invoice_number"]: r for r in records}
+    assert by_number[numbers["apart"]]["documents"] == 2
+    assert by_number[numbers["apart"]]["files"] == "apart.ofd | apart.xml"
+    assert by_number[numbers["apart"]]["source_name"] in ("apart.ofd", "apart.xml")
+    assert by_number[numbers["single"]]["documents"] == 1
+    assert main(["query", *where, "--every-document", "--format", "json"]) == 0
+    every = json.loads(capsys.readouterr().out)
+    assert len(every) == 5 and len({r["document_id"] for r in every}) == 5
+    assert sorted(r["source_name"] for r in every if r["invoice_number"] == numbers["bundled"]) == [
+        "claim.zip!bundled.ofd",
+        "claim.zip!bundled.xml",
+    ]
+    assert main(["query", *where, "--number", numbers["apart"]]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[-1] == "documents" and len(table) == 3 and table[2].split()[-1] == "2"
+
+
+def test_a_review_correction_re_matches_the_three_way_lines(
+    stored: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A corrected number re-runs the line of the invoice (not only the ledger outcome): the platform
+    record and ledger row it lets go get their own lines again, and back."""
+    from datetime import date
+
+    from pipeline.review import apply_correction
+
+    args = ["reconcile", "--ledger", str(stored["ledger"]), "--tax-platform", str(stored["platform"])]
+    assert main([*args, "--store", str(stored["store"]), "--out", str(tmp_path / "r"), "-q"]) == 0
+    capsys.readouterr()
+    right = stored["numbers"]["single"]
+    wrong = right[:-1] + ("1" if right[-1] != "1" else "2")
+    store = open_store(str(stored["store"]))
+    db = Path(store.index.path)
+    try:
+        (doc,) = [r for r in store.index.documents() if r["invoice_number"] == right]
+        document_id = doc["document_id"]
+
+        def line_of() -> tuple[str, str, list[str]]:
+            (line,) = [r for r in load_lines(db) if r["document_id"] == document_id]
+            return line["outcome"], line["also"], sorted({d["field"] for d in line["differences"]})
+
+        assert line_of() == ("matched", "", [])
+        apply_correction(store, document_id, "invoice_number", wrong, "bob", today=date(2026, 1, 5))
+        # one digit off, same amount, date and seller: still this row and record, now differing
+        assert line_of() == ("platform_differs", "matched_with_differences", ["invoice_number"])
+        assert len(load_lines(db)) == 3
+        assert [r["invoice_number"] for r in load_lines(db, outcome="arrived_separately")] == [
+            stored["numbers"]["apart"]
+        ]  # the other invoices' lines are untouched
+        apply_correction(store, document_id, "invoice_number", right, "bob", today=date(2026, 1, 5))
+        assert line_of() == ("matched", "", [])
+        assert len(load_lines(db)) == 3
+    finally:
+        store.close()
+
+
+def test_a_correction_that_lets_go_of_the_row_and_the_record(
+    stored: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Corrected to another invoice's amount and number: the ledger row and the platform record it held
+    get lines of their own (booked, on the platform, no invoice held), and back."""
+    from datetime import date
+
+    from pipeline.review import apply_correction
+
+    args = ["reconcile", "--ledger", str(stored["ledger"]), "--tax-platform", str(stored["platform"])]
+    assert main([*args, "--store", str(stored["store"]), "--out", str(tmp_path / "r"), "-q"]) == 0
+    capsys.readouterr()
+    right = stored["numbers"]["single"]
+    store = open_store(str(stored["store"]))
+    db = Path(store.index.path)
+    try:
+        (doc,) = [r for r in store.index.documents() if r["invoice_number"] == right]
+        document_id = doc["document_id"]
+
+        def shape() -> list[tuple[str, int, int, int, bool]]:
+            return sorted(
+                (
+                    r["outcome"],
+                    r["in_held"],
+                    r["in_ledger"],
+                    r["in_platform"],
+                    r["document_id"] == document_id,
+                )
+                for r in load_lines(db)
+                if r["document_id"] == document_id or r["invoice_number"] == right
+            )
+
+        assert shape() == [("matched", 1, 1, 1, True)]
+        for name, value in (("invoice_number", "24119876543210987654"), ("total_amount", "12.34")):
+            apply_correction(store, document_id, name, value, "bob", today=date(2026, 1, 5))
+        assert shape() == [("no_invoice_scanned", 0, 1, 1, False), ("not_on_platform", 1, 0, 0, True)]
+        assert len(load_lines(db)) == 4
+        for name, value in (("invoice_number", right), ("total_amount", doc["total_amount"])):
+            apply_correction(store, document_id, name, value, "bob", today=date(2026, 1, 5))
+        assert shape() == [("matched", 1, 1, 1, True)]
+        assert len(load_lines(db)) == 3
+    finally:
+        store.close()

@@ -76,7 +76,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         result = reconcile_three_way(invoices, ledger.rows if ledger else None, platform, options)
         if ledger is not None:
             save_outcomes(store.index.path, result.ledger_result, ledger)
-        save_lines(store.index.path, result)
+        save_lines(store.index.path, result, platform)
         links = ledger_report.page_links(
             store, [line.invoice.document_id for line in result.lines if line.invoice]
         )

@@ -681,10 +681,12 @@ def reconcile_three_way(
     ledger: Sequence[LedgerRow] | None,
     platform: Sequence[PlatformInvoice] | None,
     options: ReconcileOptions | None = None,
+    platform_dates: tuple[date, date] | None = None,
 ) -> ThreeWay:
     """One line per invoice across the held invoices, the ledger rows and the platform's records.
 
     ``ledger`` or ``platform`` may be None (not given); at least one of them should be.
+    ``platform_dates``: the dates the exports cover, when ``platform`` is a part of them (a re-match).
     """
     options = options or ReconcileOptions()
     started = time.perf_counter()
@@ -703,7 +705,7 @@ def reconcile_three_way(
                 )
             ]
         lines = _match_platform(lines, platform, options)
-        dates = _platform_dates(platform)
+        dates = platform_dates or _platform_dates(platform)
         if dates is not None:
             for line in lines:
                 when = (line.invoice or line.ledger_row or line).issue_date if not line.in_platform else None
