@@ -66,6 +66,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_store.py
 	$(BIN)/python scripts/bench_reconcile.py
+	$(BIN)/python scripts/bench_xlsx.py --rows 20000
 	$(BIN)/python scripts/bench_einvoice.py --skip-accuracy
 	$(BIN)/python scripts/bench_web.py
 
