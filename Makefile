@@ -68,6 +68,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_store.py --only index --index postgres
 	$(BIN)/python scripts/bench_cluster.py
 	$(BIN)/python scripts/bench_reconcile.py
+	$(BIN)/python scripts/bench_xlsx.py --rows 20000
 	$(BIN)/python scripts/bench_einvoice.py --skip-accuracy
 	$(BIN)/python scripts/bench_web.py
 

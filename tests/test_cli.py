@@ -94,9 +94,14 @@ def test_corrupt_file_gives_one_clear_line(
 @pytest.mark.xdist_group("samples_store")
 def test_query_show_and_status(ingested: tuple[Path, int, int], capsys: pytest.CaptureFixture[str]) -> None:
     store, _, _ = ingested
-    assert main(["query", "--store", str(store), "--format", "json"]) == 0
+    assert main(["query", "--store", str(store), "--format", "json", "--every-document"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert len(records) == len(GOOD_INPUTS)
+    # without --every-document an invoice held in several files (en_invoice: a PDF and a PNG) is one row
+    assert main(["query", "--store", str(store), "--format", "json"]) == 0
+    grouped = json.loads(capsys.readouterr().out)
+    assert sum(r["documents"] for r in grouped) == len(GOOD_INPUTS)
+    assert len(grouped) <= len(records)
     clean = next(r for r in records if r["source_name"] == "vat_special_clean.png")
     assert clean["invoice_number"] == "10631331"
     assert main(["show", clean["document_id"][:10], "--store", str(store), "--json"]) == 0

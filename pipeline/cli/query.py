@@ -57,6 +57,8 @@ LIST_COLUMNS = (
 
 
 QUERY_COLUMNS = (*(column for column in EXPORT_COLUMNS if column != "tax_rates"), "result_key")
+# Same invoice, several files (its OFD, PDF, XML, a scan): how many, and their names.
+GROUP_COLUMNS = ("documents", "files")
 
 
 FAILURE_COLUMNS = ("document_id", "source_name", "error_type", "message", "failed_at")
@@ -96,7 +98,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     query = query_from_args(args)
     store = open_store_for(settings)
     try:
-        rows = [] if args.status == "failed" else store.index.query(query, QUERY_COLUMNS)
+        rows = [] if args.status == "failed" else store.index.query(query, (*QUERY_COLUMNS, "ingested_at"))
         failures = store.index.failures()
     finally:
         store.close()
@@ -104,7 +106,8 @@ def cmd_query(args: argparse.Namespace) -> int:
         columns: Sequence[str] = FAILURE_COLUMNS
         records = [{column: row[column] for column in columns} for row in failures]
     else:
-        columns = QUERY_COLUMNS
+        rows = _grouped(rows, args.every_document)
+        columns = (*QUERY_COLUMNS, *GROUP_COLUMNS)
         records = [{column: row[column] for column in columns} for row in rows]
     if args.format == "json":
         print(json.dumps(records, ensure_ascii=False, indent=2))
@@ -123,14 +126,32 @@ def cmd_query(args: argparse.Namespace) -> int:
             )
         )
     else:
-        table_rows = [[row["document_id"][:12], *(row[c] for c in LIST_COLUMNS[1:])] for row in rows]
-        print(format_table(LIST_COLUMNS, table_rows))
+        table_rows = [
+            [row["document_id"][:12], *(row[c] for c in LIST_COLUMNS[1:]), row["documents"]] for row in rows
+        ]
+        print(format_table((*LIST_COLUMNS, "documents"), table_rows))
         if failures and not any(filters_given(args)):
             print(
                 f"\n{len(failures)} failed: "
                 + ", ".join(f"{f['source_name']} ({f['message']})" for f in failures)
             )
     return ExitCode.OK
+
+
+def _grouped(rows: list[dict[str, Any]], every_document: bool) -> list[dict[str, Any]]:
+    """One row per invoice (its first file found, with ``documents`` and ``files``), or, with
+    ``every_document``, every file as it is stored, each still naming its invoice's files."""
+    from pipeline.store.invoices import group_rows
+
+    out = []
+    for head, members in group_rows(rows):
+        files = " | ".join(str(row["source_name"]) for row in members)
+        for row in members if every_document else [head]:
+            out.append({**row, "documents": len(members), "files": files})
+    if every_document:
+        order = {row["document_id"]: k for k, row in enumerate(rows)}
+        out.sort(key=lambda row: order[row["document_id"]])
+    return out
 
 
 def filters_given(args: argparse.Namespace) -> list[Any]:
@@ -218,6 +239,9 @@ def register(commands: Any) -> None:
             "  invoices query --seller 智源医疗 --date-from 2023-01-01 --date-to 2023-03-31\n"
             "  invoices query --needs-review --amount-min 10000 --format csv\n"
             "  invoices query --status failed\n\n"
+            "An invoice held in several files (its OFD, PDF, XML and a scan share code and number) is\n"
+            "one row, with the number of files in `documents` and their names in `files`;\n"
+            "--every-document lists every file instead.\n\n"
             "--outcome and --platform-status list the lines of the last `invoices reconcile` instead\n"
             "(including invoices only the ledger or the tax platform has):\n\n"
             "  invoices query --outcome not_on_platform\n"
@@ -228,6 +252,11 @@ def register(commands: Any) -> None:
     add_filters(query)
     add_line_filters(query)
     query.add_argument("--limit", type=positive_int, default=None, help="at most this many rows")
+    query.add_argument(
+        "--every-document",
+        action="store_true",
+        help="one row per stored file, not per invoice (an invoice's OFD, PDF and XML each listed)",
+    )
     query.add_argument("--format", choices=["table", "csv", "json"], default="table")
     add_common(query)
     query.set_defaults(func=cmd_query)

@@ -76,7 +76,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         result = reconcile_three_way(invoices, ledger.rows if ledger else None, platform, options)
         if ledger is not None:
             save_outcomes(store.index.path, result.ledger_result, ledger)
-        save_lines(store.index.path, result)
+        save_lines(store.index.path, result, platform)
         links = ledger_report.page_links(
             store, [line.invoice.document_id for line in result.lines if line.invoice]
         )
@@ -109,6 +109,14 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
                 ],
             )
         )
+        several = [line for line in result.lines if len(line.documents) > 1]
+        if several:
+            separately = sum(line.arrived_separately for line in several)
+            print(
+                f"\n{len(several)} invoice(s) held in several files, counted once; {separately} of them "
+                f"arrived separately (check double reimbursement) / {len(several)} 张发票有多个文件（按一张计），"
+                f"其中 {separately} 张分别提交（注意重复报销）"
+            )
         unmatched = [line for line in result.lines if line.outcome != LineOutcome.MATCHED]
         if unmatched:
             print()
@@ -239,6 +247,8 @@ def register(commands: Any) -> None:
             "  deducted_not_booked       selected for deduction (勾选) on the platform, not booked\n"
             "  high_risk                 the platform's 发票风险等级 is high\n"
             "  platform_only             on the platform, neither booked nor held\n"
+            "  arrived_separately        one invoice held in several files (its OFD, PDF, XML, a scan)\n"
+            "                            that came in separately: check it is not reimbursed twice\n"
             "  duplicate                 scanned twice\n"
             "  not_in_ledger             held (and on the platform), not booked\n"
             "  no_invoice_scanned        booked (and on the platform), no invoice held\n"
@@ -252,6 +262,8 @@ def register(commands: Any) -> None:
             "their 备注 (对应正数发票代码:X号码:Y, 被红冲蓝字数电发票号码：N) and netted.\n\n"
             "Invoices are found by code + number or the 20-digit 数电 number, then by near numbers (typos,\n"
             "OCR look-alikes 0/O, 1/I, 8/B) with the same amount, or by amount, date and seller.\n"
+            "An invoice held in several files (same code and number) is one line, counted once, with\n"
+            "its files in the documents column.\n"
             "Outcomes replace the previous run's in the index; CSV, XLSX (a sheet per outcome and a\n"
             "summary) and HTML reports go to --out; counts and amounts per outcome are printed.\n\n"
             "examples:\n"

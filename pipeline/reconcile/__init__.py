@@ -1,13 +1,18 @@
 """Reconciliation: the invoices held (scanned, in the store) against the company's ledger and the
 tax platform's invoice list, with an outcome and a reason for every invoice.
 
-- ``sources``: reading the ledger (ERP export, CSV or XLSX) into typed rows
+- ``sources``: reading the ledger (ERP export, CSV or XLSX) into typed rows, with its parts
+  ``records`` (rows, problems, mapping, errors), ``spreadsheets`` (CSV encodings, XLSX),
+  ``headers`` (column mapping) and ``cells`` (the values of a row)
 - ``platform``: reading the tax platform's exports (全量发票查询, 抵扣勾选) into typed records
-- ``match``: keys, OCR-confusion normalisation, rapidfuzz candidate pairs; held vs ledger
+- ``match``: held vs ledger, one outcome per invoice, over ``keys`` (OCR-confusion normalisation,
+  numpy columns), ``pairs`` (rapidfuzz candidate pairs and scores) and ``reasons`` (field
+  comparison, the English and Chinese reasons)
 - ``outcomes``: the ledger's outcome codes and the records of a reconciliation
 - ``threeway``: held, ledger and platform together, one line and outcome code per invoice
 - ``redletter``: red-letter invoices linked to their blue invoice and netted
 - ``tables``: the outcomes and lines in the index database; one invoice re-matched after a review
+  (``rematch_lines``: its three-way lines too)
 - ``report``, ``threeway_report``: CSV, XLSX and HTML reports
 
 Everything a caller needs is importable from ``pipeline.reconcile``.

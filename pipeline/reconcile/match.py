@@ -25,6 +25,9 @@ How rows are found, cheapest first:
    (e.g. a number one typo away and the same amount), then pairs are assigned one-to-one,
    best score first, so no ledger row is used twice.
 
+The keys live in ``keys``, candidate pairs and their scores in ``pairs``, field comparison and the
+reasons in ``reasons``; this module is the matcher that uses them.
+
 Outcomes are written to the index database (``save_outcomes``) in the ``reconciliation`` table,
 with the ledger rows (``ledger_rows``) and the options of the run (``reconciliation_options``).
 After a review correction ``rematch_document`` re-matches one invoice against the ledger rows no other
@@ -33,530 +36,56 @@ invoice claims, and ``ledger_values`` gives the matched row's values beside the 
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
 import time
-import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import date, timedelta
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from rapidfuzz import fuzz, process
-from rapidfuzz.distance import OSA
 
-from pipeline.reconcile.sources import AMOUNT_FIELDS, FIELD_LABELS, FIELDS, LedgerRow
-
-if TYPE_CHECKING:
-    pass
-
+from pipeline.reconcile.keys import (
+    _cached,
+    _objects,
+    _Side,
+    _total,
+    canonical_id,
+    normalize_name,
+)
 from pipeline.reconcile.outcomes import (
-    Difference,
     Entry,
     InvoiceRecord,
     Outcome,
     ReconcileOptions,
     Reconciliation,
 )
+from pipeline.reconcile.pairs import (
+    HINT_MIN_SCORE,
+    _amount_block_pairs,
+    _evaluate,
+    _expand_ranges,
+    _number_block_pairs,
+    _Pairs,
+    _strings_distance,
+    _unique_pairs,
+)
+from pipeline.reconcile.reasons import (
+    SCANNED_TWICE_EN,
+    SCANNED_TWICE_TAIL_EN,
+    _compare,
+    _hint,
+    _invoice_label,
+    _matched_reason,
+    _row_summaries,
+    _row_summary,
+    _show,
+    _with_notes,
+    compared_fields,
+)
+from pipeline.reconcile.sources import LedgerRow
+from pipeline.store.invoices import arrived_separately
 
 log = logging.getLogger(__name__)
-
-
-# ---- normalisation ----------------------------------------------------------------------------------
-
-_LOOKALIKES = str.maketrans(
-    {"O": "0", "D": "0", "Q": "0", "I": "1", "L": "1", "|": "1", "Z": "2", "S": "5", "B": "8", "G": "6"}
-)
-_NOT_ALNUM = re.compile(r"[^0-9A-Z]+")
-_NAME_PUNCT = re.compile(r"[\s\W_]+")
-_EN_COMPANY_WORDS = (
-    (re.compile(r"\bcompany limited\b"), "co ltd"),
-    (re.compile(r"\blimited\b"), "ltd"),
-    (re.compile(r"\bcompany\b"), "co"),
-    (re.compile(r"\bcorporation\b"), "corp"),
-    (re.compile(r"\bincorporated\b"), "inc"),
-)
-
-
-@functools.lru_cache(maxsize=1 << 18)
-def canonical_id(value: str | None) -> str:
-    """Codes, numbers and tax IDs compared as equal when they differ only by OCR look-alikes or spacing.
-    (Cached: a three-way run asks for the same numbers from several sides.)"""
-    if not value:
-        return ""
-    s = unicodedata.normalize("NFKC", value).upper().translate(_LOOKALIKES)
-    return _NOT_ALNUM.sub("", s)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def normalize_name(value: str | None) -> str:
-    """Company names without width, bracket, spacing, case and 有限责任公司/有限公司 differences."""
-    if not value:
-        return ""
-    s = _NAME_PUNCT.sub(" ", unicodedata.normalize("NFKC", value).lower())
-    for pattern, short in _EN_COMPANY_WORDS:
-        s = pattern.sub(short, s)
-    return s.replace(" ", "").replace("有限责任公司", "有限公司")
-
-
-def _cached(function: Any, values: Iterable[str | None]) -> list[str]:
-    cache: dict[str | None, str] = {}
-    out = []
-    for value in values:
-        found = cache.get(value)
-        if found is None:
-            found = cache[value] = function(value)
-        out.append(found)
-    return out
-
-
-def _fen(values: Sequence[Decimal | None]) -> tuple[np.ndarray, np.ndarray]:
-    known = np.array([v is not None for v in values], dtype=bool)
-    fen = np.array([int(v * 100) if v is not None else 0 for v in values], dtype=np.int64)
-    return fen, known
-
-
-def _total(excl: Decimal | None, tax: Decimal | None, total: Decimal | None) -> Decimal | None:
-    if total is not None:
-        return total
-    if excl is not None and tax is not None:
-        return excl + tax
-    return None
-
-
-@dataclass
-class _Side:
-    """Column arrays of one side (invoices or ledger rows), aligned by position."""
-
-    number: np.ndarray  # canonical strings (object array)
-    code: np.ndarray
-    name: np.ndarray  # normalised seller names
-    tax_id: np.ndarray  # canonical seller tax ID as an integer shared by both sides; 0 = none
-    number_len: np.ndarray
-    code_len: np.ndarray
-    name_len: np.ndarray
-    date: np.ndarray  # ordinal
-    date_known: np.ndarray
-    total: np.ndarray  # fen
-    total_known: np.ndarray
-    excl: np.ndarray
-    excl_known: np.ndarray
-
-    @classmethod
-    def build(cls, records: Sequence[InvoiceRecord] | Sequence[LedgerRow], tax_ids: dict[str, int]) -> _Side:
-        number = _cached(canonical_id, (r.invoice_number for r in records))
-        code = _cached(canonical_id, (r.invoice_code for r in records))
-        name = _cached(normalize_name, (r.seller_name for r in records))
-        tax = _cached(canonical_id, (r.seller_tax_id for r in records))
-        total, total_known = _fen([_total(r.amount_excl_tax, r.tax_amount, r.total_amount) for r in records])
-        excl, excl_known = _fen([r.amount_excl_tax for r in records])
-        return cls(
-            number=_objects(number),
-            code=_objects(code),
-            name=_objects(name),
-            tax_id=np.array(
-                [tax_ids.setdefault(t, len(tax_ids) + 1) if t else 0 for t in tax], dtype=np.int64
-            ),
-            number_len=np.array([len(n) for n in number], dtype=np.int64),
-            code_len=np.array([len(c) for c in code], dtype=np.int64),
-            name_len=np.array([len(n) for n in name], dtype=np.int64),
-            date=np.array([r.issue_date.toordinal() if r.issue_date else 0 for r in records], dtype=np.int64),
-            date_known=np.array([r.issue_date is not None for r in records], dtype=bool),
-            total=total,
-            total_known=total_known,
-            excl=excl,
-            excl_known=excl_known,
-        )
-
-
-def _objects(values: list[str]) -> np.ndarray:
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    return array
-
-
-# ---- pair scoring -----------------------------------------------------------------------------------
-
-WEIGHTS = {"number": 0.40, "amount": 0.30, "date": 0.15, "seller": 0.15}
-HINT_MIN_SCORE = 0.5
-
-
-@dataclass
-class _Pairs:
-    """Candidate (invoice, ledger row) pairs with their features, as parallel arrays."""
-
-    inv: np.ndarray
-    led: np.ndarray
-    score: np.ndarray
-    accepted: np.ndarray
-    number_dist: np.ndarray
-
-    @classmethod
-    def empty(cls) -> _Pairs:
-        ints = np.zeros(0, dtype=np.int64)
-        return cls(ints, ints, np.zeros(0), np.zeros(0, dtype=bool), ints)
-
-    @classmethod
-    def concat(cls, parts: list[_Pairs]) -> _Pairs:
-        parts = [p for p in parts if len(p.inv)]
-        if not parts:
-            return cls.empty()
-        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in cls.__dataclass_fields__))
-
-    def worth_keeping(self) -> np.ndarray:
-        """Accepted pairs, and those close enough to name in a hint (similar overall, or by number)."""
-        return self.accepted | (self.score >= HINT_MIN_SCORE) | (self.number_dist <= 1)
-
-    def take(self, mask: np.ndarray) -> _Pairs:
-        return _Pairs(
-            self.inv[mask], self.led[mask], self.score[mask], self.accepted[mask], self.number_dist[mask]
-        )
-
-
-def _strings_distance(left: list[str], right: list[str], workers: int) -> np.ndarray:
-    if not left:
-        return np.zeros(0, dtype=np.int64)
-    return np.asarray(process.cpdist(left, right, scorer=OSA.distance, workers=workers), dtype=np.int64)
-
-
-def _evaluate(
-    inv_side: _Side, led_side: _Side, inv: np.ndarray, led: np.ndarray, options: ReconcileOptions
-) -> _Pairs:
-    """Score the pairs (inv[k], led[k]) and decide which are acceptable matches. Vectorised."""
-    if len(inv) == 0:
-        return _Pairs.empty()
-    workers = options.workers
-    tol = float(options.amount_tolerance) * 100 + 1e-6
-    # numbers and codes
-    number_known = (inv_side.number_len[inv] > 0) & (led_side.number_len[led] > 0)
-    k = np.flatnonzero(number_known)
-    number_dist = np.full(len(inv), 99, dtype=np.int64)
-    number_dist[k] = _strings_distance(
-        inv_side.number[inv[k]].tolist(), led_side.number[led[k]].tolist(), workers
-    )
-    longest = np.maximum(np.maximum(inv_side.number_len[inv], led_side.number_len[led]), 1)
-    number_sim = 1.0 - np.minimum(number_dist, longest) / longest
-    code_known = (inv_side.code_len[inv] > 0) & (led_side.code_len[led] > 0)
-    k = np.flatnonzero(code_known)
-    code_dist = np.zeros(len(inv), dtype=np.int64)
-    code_dist[k] = _strings_distance(inv_side.code[inv[k]].tolist(), led_side.code[led[k]].tolist(), workers)
-    # amounts
-    total_both = inv_side.total_known[inv] & led_side.total_known[led]
-    excl_both = inv_side.excl_known[inv] & led_side.excl_known[led]
-    total_ok = np.abs(inv_side.total[inv] - led_side.total[led]) <= tol
-    excl_ok = np.abs(inv_side.excl[inv] - led_side.excl[led]) <= tol
-    amount_known = total_both | excl_both
-    amount_ok = np.where(total_both, total_ok, excl_both & excl_ok)
-    # dates
-    date_known = inv_side.date_known[inv] & led_side.date_known[led]
-    delta = np.abs(inv_side.date[inv] - led_side.date[led])
-    date_ok = date_known & (delta <= options.date_window_days)
-    date_sim = np.where(date_ok, 1.0, np.clip(1.0 - delta / 31.0, 0.0, 1.0))
-    # seller
-    name_known = (inv_side.name_len[inv] > 0) & (led_side.name_len[led] > 0)
-    name_sim = np.zeros(len(inv))
-    k = np.flatnonzero(name_known)
-    if len(k):
-        name_sim[k] = process.cpdist(
-            inv_side.name[inv[k]].tolist(), led_side.name[led[k]].tolist(), scorer=fuzz.ratio, workers=workers
-        )
-    tax_known = (inv_side.tax_id[inv] > 0) & (led_side.tax_id[led] > 0)
-    tax_equal = tax_known & (inv_side.tax_id[inv] == led_side.tax_id[led])
-    seller_known = name_known | tax_known
-    seller_ok = tax_equal | (name_known & (name_sim >= options.name_threshold))
-    seller_sim = np.maximum(name_sim / 100.0, tax_equal.astype(float))
-    # score: weighted agreement over the features both sides have
-    weights = (
-        WEIGHTS["number"] * number_known,
-        WEIGHTS["amount"] * amount_known,
-        WEIGHTS["date"] * date_known,
-        WEIGHTS["seller"] * seller_known,
-    )
-    sims = (number_sim, amount_ok.astype(float), date_sim, seller_sim)
-    total_weight = sum(weights)
-    score = np.where(
-        total_weight > 0,
-        sum(w * s for w, s in zip(weights, sims, strict=True)) / np.maximum(total_weight, 1e-9),
-        0.0,
-    )
-    # acceptance: two independent agreements, never a single coincidence
-    max_dist = np.where(longest >= 8, 2, 1)
-    close = number_known & (number_dist <= max_dist)
-    code_far = code_known & (code_dist > 2)
-    by_number = close & amount_ok & ~code_far & ((number_dist <= 1) | date_ok | seller_ok)
-    by_number_other_code = number_known & (number_dist == 0) & amount_ok & date_ok
-    without_number = ~number_known & amount_ok & date_ok & seller_ok
-    without_amount = close & (number_dist <= 1) & ~amount_known & date_ok & seller_ok
-    accepted = by_number | by_number_other_code | without_number | without_amount
-    return _Pairs(inv.astype(np.int64), led.astype(np.int64), score, accepted, number_dist)
-
-
-def _expand_ranges(
-    owners: np.ndarray, lo: np.ndarray, hi: np.ndarray, values: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (owners[k], values[j]) for every j in [lo[k], hi[k]), without a Python loop."""
-    counts = np.maximum(hi - lo, 0)
-    total = int(counts.sum())
-    if total == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    starts = np.repeat(lo, counts)
-    offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    return np.repeat(owners, counts), values[starts + offsets]
-
-
-PAIR_CHUNK = 1_000_000
-
-
-def _amount_block_pairs(
-    inv_side: _Side, led_side: _Side, inv_pool: np.ndarray, led_pool: np.ndarray, options: ReconcileOptions
-) -> list[_Pairs]:
-    """Block on amounts: pairs whose totals (or amounts excl. tax) agree within the tolerance."""
-    tol = float(options.amount_tolerance) * 100 + 1e-6
-    out: list[_Pairs] = []
-    for values, known in (("total", "total_known"), ("excl", "excl_known")):
-        inv_sel = inv_pool[getattr(inv_side, known)[inv_pool]]
-        led_sel = led_pool[getattr(led_side, known)[led_pool]]
-        if not len(inv_sel) or not len(led_sel):
-            continue
-        led_values = getattr(led_side, values)[led_sel]
-        order = np.argsort(led_values, kind="stable")
-        sorted_values, sorted_rows = led_values[order], led_sel[order]
-        inv_values = getattr(inv_side, values)[inv_sel]
-        lo = np.searchsorted(sorted_values, inv_values - tol, side="left")
-        hi = np.searchsorted(sorted_values, inv_values + tol, side="right")
-        # chunks of invoices so that a block of a very common amount cannot blow up memory
-        counts = hi - lo
-        start = 0
-        while start < len(inv_sel):
-            reach = np.cumsum(counts[start:])
-            stop = start + max(1, int(np.searchsorted(reach, PAIR_CHUNK, side="right")))
-            inv, led = _expand_ranges(inv_sel[start:stop], lo[start:stop], hi[start:stop], sorted_rows)
-            pairs = _evaluate(inv_side, led_side, inv, led, options)
-            out.append(pairs.take(pairs.worth_keeping()))
-            start = stop
-    return out
-
-
-MIN_BLOCK_NUMBER = 6
-CDIST_CELLS = 16_000_000
-
-
-def _number_block_pairs(
-    inv_side: _Side, led_side: _Side, inv_pool: np.ndarray, led_pool: np.ndarray, options: ReconcileOptions
-) -> list[_Pairs]:
-    """Block on number length (±1); inside a block, ``process.cdist`` finds numbers within two edits."""
-    out: list[_Pairs] = []
-    inv_pool = inv_pool[inv_side.number_len[inv_pool] >= MIN_BLOCK_NUMBER]
-    led_pool = led_pool[led_side.number_len[led_pool] >= MIN_BLOCK_NUMBER - 1]
-    for length in np.unique(inv_side.number_len[inv_pool]).tolist():
-        inv_block = inv_pool[inv_side.number_len[inv_pool] == length]
-        led_lengths = led_side.number_len[led_pool]
-        led_block = led_pool[(led_lengths >= length - 1) & (led_lengths <= length + 1)]
-        if not len(led_block):
-            continue
-        cutoff = 2 if length >= 8 else 1
-        choices = led_side.number[led_block].tolist()
-        step = max(1, CDIST_CELLS // len(led_block))
-        for start in range(0, len(inv_block), step):
-            chunk = inv_block[start : start + step]
-            matrix = process.cdist(
-                inv_side.number[chunk].tolist(),
-                choices,
-                scorer=OSA.distance,
-                score_cutoff=cutoff,
-                dtype=np.uint8,
-                workers=options.workers,
-            )
-            rows, cols = np.nonzero(matrix <= cutoff)
-            pairs = _evaluate(inv_side, led_side, chunk[rows], led_block[cols], options)
-            out.append(pairs.take(pairs.worth_keeping()))
-    return out
-
-
-def _unique_pairs(pairs: _Pairs, n_ledger: int) -> _Pairs:
-    if not len(pairs.inv):
-        return pairs
-    keys = pairs.inv * max(n_ledger, 1) + pairs.led
-    _, first = np.unique(keys, return_index=True)
-    return pairs.take(np.sort(first))
-
-
-# ---- comparing a matched pair -------------------------------------------------------------------------
-
-
-def _show(name: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, Decimal):
-        return f"{value:.2f}"
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
-
-
-def compared_fields(ledger: Sequence[LedgerRow]) -> tuple[str, ...]:
-    """The fields the ledger has at all (a column with at least one value)."""
-    return tuple(name for name in FIELDS if any(getattr(row, name) is not None for row in ledger))
-
-
-def _compare(
-    invoice: InvoiceRecord, row: LedgerRow, fields: Sequence[str], options: ReconcileOptions
-) -> tuple[list[Difference], list[tuple[str, str]]]:
-    """Differences, and notes (en, zh) on values that agree only within a tolerance or normalisation.
-
-    A value missing from the invoice (not printed, not read) is no difference; a value the ledger
-    has a column for but left empty is.
-    """
-    differences: list[Difference] = []
-    notes: list[tuple[str, str]] = []
-    for name in fields:
-        inv_value, led_value = invoice.value(name), row.value(name)
-        if inv_value is None:
-            continue
-        en, zh = FIELD_LABELS[name]
-        same = False
-        if led_value is None:
-            same = False
-        elif name in AMOUNT_FIELDS:
-            gap = abs(inv_value - led_value)
-            same = gap <= options.amount_tolerance
-            if same and gap:
-                notes.append(
-                    (
-                        f"{en} differs by {gap:.2f}, within the {options.amount_tolerance} tolerance",
-                        f"{zh}相差 {gap:.2f}，在容差 {options.amount_tolerance} 以内",
-                    )
-                )
-        elif name == "issue_date":
-            gap_days = abs((inv_value - led_value).days)
-            same = gap_days <= options.date_window_days
-            if same and gap_days:
-                notes.append(
-                    (
-                        f"dates are {gap_days} days apart (window {options.date_window_days})",
-                        f"日期相差 {gap_days} 天（窗口内）",
-                    )
-                )
-        elif name in ("seller_name", "buyer_name"):
-            same = normalize_name(inv_value) == normalize_name(led_value)
-        else:
-            same = canonical_id(inv_value) == canonical_id(led_value)
-            if same and _plain(inv_value) != _plain(led_value):
-                notes.append(
-                    (
-                        f"{en} is {led_value} in the ledger and {inv_value} on the invoice: the same up to "
-                        "look-alike characters (0/O, 1/I, 8/B)",
-                        f"{zh}台账为 {led_value}，发票为 {inv_value}：仅易混字符不同（0/O、1/I、8/B）",
-                    )
-                )
-        if not same:
-            differences.append(Difference(name, _show(name, inv_value), _show(name, led_value)))
-    return differences, notes
-
-
-def _plain(value: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", value).split()).upper()
-
-
-# ---- reasons ---------------------------------------------------------------------------------------
-
-
-def _row_summary(row: LedgerRow, zh: bool) -> str:
-    return _row_summaries(row)[1 if zh else 0]
-
-
-def _money(value: Decimal) -> str:
-    text = str(value)  # ledger amounts are already quantized to the fen: str() is the fast way
-    dot = text.find(".")
-    return text if dot >= 0 and len(text) - dot == 3 and "E" not in text else f"{value:.2f}"
-
-
-def _row_summaries(row: LedgerRow) -> tuple[str, str]:
-    """A short description of a ledger row, in English and in Chinese."""
-    en: list[str] = []
-    zh: list[str] = []
-    if row.invoice_number:
-        en.append("invoice " + row.invoice_number)
-        zh.append("发票 " + row.invoice_number)
-    if row.issue_date:
-        day = row.issue_date.isoformat()
-        en.append(day)
-        zh.append(day)
-    total = _total(row.amount_excl_tax, row.tax_amount, row.total_amount)
-    if total is not None:
-        en.append("total " + _money(total))
-        zh.append("价税合计 " + _money(total))
-    elif row.amount_excl_tax is not None:
-        en.append("amount " + _money(row.amount_excl_tax))
-        zh.append("金额 " + _money(row.amount_excl_tax))
-    if row.seller_name:
-        en.append(row.seller_name)
-        zh.append(row.seller_name)
-    return ", ".join(en), "，".join(zh)
-
-
-def _invoice_label(invoice: InvoiceRecord) -> str:
-    return f"{invoice.source_name} ({invoice.document_id[:12]})"
-
-
-# A scanned-twice reason names the scan reconciled instead; ``rematch_document`` reads it back.
-SCANNED_TWICE_EN = "Scanned twice: the same invoice as "
-SCANNED_TWICE_TAIL_EN = ", which is the scan reconciled"
-
-
-def _with_notes(text: tuple[str, str], notes: list[tuple[str, str]]) -> tuple[str, str]:
-    if not notes:
-        return text
-    return (
-        text[0] + " Note: " + "; ".join(n[0] for n in notes) + ".",
-        text[1] + "注：" + "；".join(n[1] for n in notes) + "。",
-    )
-
-
-def _matched_reason(row: LedgerRow, differences: list[Difference], by_number: bool) -> tuple[str, str]:
-    n = row.row_number
-    how_en = "" if by_number else " by amount, date and seller (the invoice number could not be compared)"
-    how_zh = "" if by_number else "（按金额、日期和销售方找到，发票号码无法比对）"
-    if not differences:
-        return (
-            f"In the ledger at row {n}{how_en}; every compared field agrees.",
-            f"已在台账第{n}行找到{how_zh}，各项一致。",
-        )
-    return (
-        f"In the ledger at row {n}{how_en}, but {len(differences)} field(s) differ: "
-        + "; ".join(d.describe() for d in differences)
-        + ".",
-        f"已在台账第{n}行找到{how_zh}，但有{len(differences)}项不一致："
-        + "；".join(d.describe(zh=True) for d in differences)
-        + "。",
-    )
-
-
-def _hint(
-    row: LedgerRow | None, invoice: InvoiceRecord | None, differences: list[Difference]
-) -> tuple[str, str]:
-    """Name the closest counterpart when it is close enough to help: the same number, or a different
-    number with the same amount and at most one other difference (the three amounts count as one)."""
-    kinds = {"amount" if d.field in AMOUNT_FIELDS else d.field for d in differences}
-    if not differences or ("invoice_number" in kinds and ("amount" in kinds or len(kinds) > 2)):
-        return "", ""
-    en = ", ".join(FIELD_LABELS[d.field][0] for d in differences)
-    zh = "、".join(FIELD_LABELS[d.field][1] for d in differences)
-    if row is not None:
-        return (
-            f" The closest ledger row is {row.row_number} ({_row_summary(row, False)}), which differs in: {en}.",
-            f"最接近的是台账第{row.row_number}行（{_row_summary(row, True)}），不一致项：{zh}。",
-        )
-    assert invoice is not None
-    return (
-        f" The closest scanned invoice is {_invoice_label(invoice)}, which differs in: {en}.",
-        f"最接近的已扫描发票是 {_invoice_label(invoice)}，不一致项：{zh}。",
-    )
 
 
 # ---- the reconciliation --------------------------------------------------------------------------------
@@ -858,6 +387,7 @@ class _Matcher:
         for i, invoice in enumerate(self.invoices):
             if self.scan_of[i] >= 0:
                 out.append(self._scanned_twice(invoice, int(self.scan_of[i])))
+        _list_documents(out)
         for r, row in enumerate(self.ledger):
             if self.row_to_inv[r] >= 0 and self.booking_of[r] < 0:
                 continue
@@ -947,6 +477,49 @@ class _Matcher:
         return Entry(Outcome.NO_INVOICE_SCANNED, None, row, 0.0, [], en, zh)
 
 
+def _list_documents(entries: list[Entry]) -> None:
+    """Same invoice, several files: the entry reconciled names them all, and says when they arrived
+    separately (its PDF on one expense claim, its OFD on the next is how double reimbursement happens).
+    The other files keep their own ``duplicate`` entry (``is_copy``), which the counts leave out."""
+    copies: dict[str, list[InvoiceRecord]] = defaultdict(list)
+    for entry in entries:
+        if entry.is_copy and entry.invoice is not None:
+            copies[str(entry.related_document)].append(entry.invoice)
+    if not copies:
+        return
+    heads = {e.invoice.document_id: e for e in entries if e.invoice is not None and not e.is_copy}
+    for head_id, others in copies.items():
+        head = heads.get(head_id)
+        if head is None or head.invoice is None:
+            continue
+        files = [head.invoice, *sorted(others, key=lambda inv: (inv.ingested_at, inv.document_id))]
+        separately = arrived_separately(
+            [{"source_name": f.source_name, "ingested_at": f.ingested_at} for f in files]
+        )
+        names = tuple(f.source_name or f.document_id[:12] for f in files)
+        head.documents, head.arrived_separately = names, separately
+        head.reason_en, head.reason_zh = _with_notes(
+            (head.reason_en, head.reason_zh), [_files_note(names, separately)]
+        )
+        for entry in entries:
+            if entry.is_copy and entry.related_document == head_id:
+                entry.documents, entry.arrived_separately = names, separately
+
+
+def _files_note(names: Sequence[str], separately: bool) -> tuple[str, str]:
+    listed = ", ".join(names)
+    if separately:
+        return (
+            f"this invoice is held in {len(names)} files that arrived separately ({listed}): "
+            "check it is not reimbursed twice",
+            f"同一张发票有{len(names)}个文件，分别提交（{listed}），注意重复报销",
+        )
+    return (
+        f"this invoice is held in {len(names)} files that arrived together ({listed})",
+        f"同一张发票有{len(names)}个文件，一并提交（{listed}）",
+    )
+
+
 def reconcile(
     invoices: Sequence[InvoiceRecord], ledger: Sequence[LedgerRow], options: ReconcileOptions | None = None
 ) -> Reconciliation:
@@ -988,3 +561,20 @@ def reconcile(
         result.counts(),
     )
     return result
+
+
+# Re-exported: ``pipeline.reconcile`` and the three-way reconciliation import them from here.
+__all__ = [
+    "HINT_MIN_SCORE",
+    "SCANNED_TWICE_EN",
+    "SCANNED_TWICE_TAIL_EN",
+    "_Matcher",
+    "_cached",
+    "_objects",
+    "_show",
+    "_total",
+    "canonical_id",
+    "compared_fields",
+    "normalize_name",
+    "reconcile",
+]

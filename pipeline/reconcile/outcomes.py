@@ -184,6 +184,15 @@ class Entry:
     reason_zh: str
     related_document: str | None = None  # duplicate: the scan that is reconciled instead
     related_rows: tuple[int, ...] = ()  # duplicate: the other ledger rows booking the same invoice
+    # Same invoice, several files (its OFD, PDF, XML, a scan): every file's name, the one reconciled
+    # first; ``arrived_separately`` when they came in more than one delivery (double reimbursement).
+    documents: tuple[str, ...] = ()
+    arrived_separately: bool = False
+
+    @property
+    def is_copy(self) -> bool:
+        """Another file of an invoice reconciled through its first file: not counted again."""
+        return self.invoice is not None and self.related_document is not None
 
 
 @dataclass
@@ -194,15 +203,26 @@ class Reconciliation:
     ledger_rows_considered: int
     seconds: float = 0.0
 
+    @property
+    def lines(self) -> list[Entry]:
+        """One entry per invoice: the other files of an invoice are listed in its ``documents``."""
+        return [entry for entry in self.entries if not entry.is_copy]
+
     def counts(self) -> dict[str, int]:
+        """Outcomes per invoice (an invoice held in several files counts once)."""
         counts = dict.fromkeys((str(o) for o in Outcome), 0)
-        for entry in self.entries:
+        for entry in self.lines:
             counts[str(entry.outcome)] += 1
         return counts
 
+    @property
+    def arrived_separately(self) -> list[Entry]:
+        return [entry for entry in self.lines if entry.arrived_separately]
+
     def of(self, outcome: Outcome | str) -> list[Entry]:
-        return [entry for entry in self.entries if entry.outcome == outcome]
+        """The invoices with this outcome (an invoice's other files are in its ``documents``)."""
+        return [entry for entry in self.lines if entry.outcome == outcome]
 
     @property
     def all_matched(self) -> bool:
-        return all(entry.outcome == Outcome.MATCHED for entry in self.entries)
+        return all(entry.outcome == Outcome.MATCHED and not entry.arrived_separately for entry in self.lines)

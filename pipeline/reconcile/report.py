@@ -48,6 +48,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("seller_name", "销售方名称"),
     ("ledger_seller_name", "台账销售方名称"),
     ("score", "匹配分"),
+    ("documents", "同一发票的全部文件"),
+    ("arrived_separately", "分别提交"),
     ("differences", "差异"),
     ("reason_en", "reason"),
     ("reason_zh", "原因"),
@@ -95,6 +97,8 @@ def entry_record(entry: Entry, links: Mapping[str, str] | None = None) -> dict[s
         "seller_name": _text(inv.seller_name) if inv else "",
         "ledger_seller_name": _text(row.seller_name) if row else "",
         "score": round(entry.score, 4),
+        "documents": " | ".join(entry.documents),
+        "arrived_separately": "yes 是" if entry.arrived_separately else "",
         "differences": "; ".join(d.describe() for d in entry.differences),
         "reason_en": entry.reason_en,
         "reason_zh": entry.reason_zh,
@@ -125,7 +129,7 @@ def write_csv(path: Path, result: Reconciliation, links: Mapping[str, str] | Non
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=[name for name, _ in COLUMNS])
         writer.writeheader()
-        for entry in result.entries:
+        for entry in result.lines:
             writer.writerow({k: _csv_safe(v) for k, v in entry_record(entry, links).items()})
     return path
 

@@ -300,6 +300,16 @@ def _same_invoice_rows(store: Store, row: Mapping[str, Any]) -> list[dict[str, A
 
 
 def rematch_document(store: Store, document_id: str) -> Entry | None:
+    """The ledger outcome (``rematch_ledger``) and then the three-way lines (``rematch_lines``) of
+    one invoice again, after a review correction; returns the new ledger outcome (see there)."""
+    from pipeline.reconcile.rematch_lines import rematch_lines
+
+    entry = rematch_ledger(store, document_id)
+    rematch_lines(store, document_id)
+    return entry
+
+
+def rematch_ledger(store: Store, document_id: str) -> Entry | None:
     """Match one invoice again, from its current index row (after a review correction).
 
     Returns None, changing nothing, when no ledger was ever imported into the index. Otherwise the
@@ -560,8 +570,13 @@ def _line_record(line: Line, now: float) -> tuple[Any, ...]:
     )
 
 
-def save_lines(db_path: Path, result: ThreeWay) -> int:
-    """Replace the previous three-way lines in the index database; returns the lines written."""
+def save_lines(db_path: Path, result: ThreeWay, platform: list[Any] | None = None) -> int:
+    """Replace the previous three-way lines in the index database; returns the lines written.
+
+    The platform's records (``platform``, as reconciled) and the run's settings are kept too, so a
+    review correction re-matches the invoice's lines (``rematch_lines``)."""
+    from pipeline.reconcile.rematch_lines import save_run
+
     now = time.time()
     try:
         db = sqlite3.connect(db_path, timeout=30)
@@ -575,6 +590,7 @@ def save_lines(db_path: Path, result: ThreeWay) -> int:
                 f"INSERT INTO reconciliation_lines VALUES ({', '.join('?' for _ in LINE_COLUMNS)})",
                 (_line_record(line, now) for line in result.lines),
             )
+            save_run(db, result, platform)
     except sqlite3.Error as exc:
         raise StorageError(f"cannot write the reconciliation to {db_path}: {exc}") from exc
     finally:

@@ -65,6 +65,7 @@ class LineOutcome(StrEnum):
     DEDUCTED_NOT_BOOKED = "deducted_not_booked"
     HIGH_RISK = "high_risk"
     PLATFORM_ONLY = "platform_only"
+    ARRIVED_SEPARATELY = "arrived_separately"  # one invoice's files came in separately: reimbursed twice?
     DUPLICATE = "duplicate"  # scanned twice
     NOT_IN_LEDGER = "not_in_ledger"
     NO_INVOICE_SCANNED = "no_invoice_scanned"
@@ -82,6 +83,10 @@ LINE_LABELS: dict[str, tuple[str, str]] = {
     LineOutcome.DEDUCTED_NOT_BOOKED: ("deducted, not booked", "已勾选抵扣但未入账"),
     LineOutcome.HIGH_RISK: ("high risk on the platform", "平台风险等级高"),
     LineOutcome.PLATFORM_ONLY: ("only on the platform", "仅税务平台有"),
+    LineOutcome.ARRIVED_SEPARATELY: (
+        "one invoice's files handed in separately",
+        "同一张发票的文件分别提交（重复报销风险）",
+    ),
     LineOutcome.DUPLICATE: ("scanned twice", "重复扫描"),
     LineOutcome.NOT_IN_LEDGER: ("not in the ledger", "台账中没有"),
     LineOutcome.NO_INVOICE_SCANNED: ("no invoice scanned", "无对应扫描发票"),
@@ -112,6 +117,8 @@ class Line:
     related_document: str | None = None
     related_rows: tuple[int, ...] = ()
     score: float = 0.0
+    documents: tuple[str, ...] = ()  # same invoice, several files: all their names
+    arrived_separately: bool = False
 
     @property
     def in_held(self) -> bool:
@@ -189,6 +196,8 @@ class ThreeWay:
     ledger_result: Reconciliation
     platform_dates: tuple[date, date] | None = None
     seconds: float = 0.0
+    # the other files of invoices held in several files: their line is the first file's
+    copies: list[Line] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys((str(code) for code in LineOutcome), 0)
@@ -280,6 +289,8 @@ def _lines_from_ledger(result: Reconciliation, ledger_given: bool) -> list[Line]
                 related_document=entry.related_document,
                 related_rows=entry.related_rows,
                 score=entry.score,
+                documents=entry.documents,
+                arrived_separately=entry.arrived_separately,
             )
         )
     return lines
@@ -509,6 +520,8 @@ def _codes(line: Line, ledger_given: bool, platform_given: bool, tolerance: Deci
         codes.append(LineOutcome.NOT_IN_LEDGER)
     if line.in_ledger and not line.in_held and line.ledger_outcome != Outcome.DUPLICATE:
         codes.append(LineOutcome.NO_INVOICE_SCANNED)
+    if line.arrived_separately:
+        codes.append(LineOutcome.ARRIVED_SEPARATELY)
     if line.ledger_outcome == Outcome.MATCHED_WITH_DIFFERENCES:
         codes.append(LineOutcome.MATCHED_WITH_DIFFERENCES)
     if not codes:
@@ -522,7 +535,11 @@ def _codes(line: Line, ledger_given: bool, platform_given: bool, tolerance: Deci
 
 def _where(line: Line, ledger_given: bool) -> tuple[str, str]:
     en, zh = [], []
-    if line.in_held:
+    if line.in_held and len(line.documents) > 1:
+        names = ", ".join(line.documents)
+        en.append(f"held in {len(line.documents)} files ({names})")
+        zh.append(f"有纸质/电子发票，共{len(line.documents)}个文件（{names}）")
+    elif line.in_held:
         en.append(f"held ({line.invoice.source_name})")  # type: ignore[union-attr]
         zh.append(f"有纸质/电子发票（{line.invoice.source_name}）")  # type: ignore[union-attr]
     if line.in_ledger:
@@ -620,6 +637,13 @@ def _reason(line: Line, code: LineOutcome, ledger_given: bool, tolerance: Decima
             f"On the tax platform ({p.where}) but not held (no scanned invoice)." if p else "",
             f"税务平台有此票（{p.where}），但没有对应的发票原件。" if p else "",
         )
+    if code == LineOutcome.ARRIVED_SEPARATELY:
+        names = ", ".join(line.documents)
+        return (
+            f"Invoice {line.label} is held in {len(line.documents)} files that arrived separately "
+            f"({names}): check it is not reimbursed twice.",
+            f"发票 {line.label} 有{len(line.documents)}个文件，分别提交（{names}）：请核实是否重复报销。",
+        )
     if line.ledger_reason[0]:
         return line.ledger_reason
     if code == LineOutcome.MATCHED:
@@ -657,10 +681,12 @@ def reconcile_three_way(
     ledger: Sequence[LedgerRow] | None,
     platform: Sequence[PlatformInvoice] | None,
     options: ReconcileOptions | None = None,
+    platform_dates: tuple[date, date] | None = None,
 ) -> ThreeWay:
     """One line per invoice across the held invoices, the ledger rows and the platform's records.
 
     ``ledger`` or ``platform`` may be None (not given); at least one of them should be.
+    ``platform_dates``: the dates the exports cover, when ``platform`` is a part of them (a re-match).
     """
     options = options or ReconcileOptions()
     started = time.perf_counter()
@@ -679,13 +705,19 @@ def reconcile_three_way(
                 )
             ]
         lines = _match_platform(lines, platform, options)
-        dates = _platform_dates(platform)
+        dates = platform_dates or _platform_dates(platform)
         if dates is not None:
             for line in lines:
                 when = (line.invoice or line.ledger_row or line).issue_date if not line.in_platform else None
                 if when is not None and not dates[0] <= when <= dates[1]:
                     line.platform_judged = False
     _link_red_letters(lines, options.amount_tolerance)
+    # same invoice, several files: counted once, on its first file's line (which lists them)
+    copies = [line for line in lines if _is_scan_copy(line)]
+    lines = [line for line in lines if not _is_scan_copy(line)]
+    for line in copies:
+        line.outcome = LineOutcome.DUPLICATE
+        _describe(line, ledger is not None, options.amount_tolerance)
     for line in lines:
         codes = _codes(line, ledger is not None, platform is not None, options.amount_tolerance)
         line.outcome, line.also = codes[0], tuple(codes[1:])
@@ -706,6 +738,7 @@ def reconcile_three_way(
         ledger_result,
         dates,
         time.perf_counter() - started,
+        copies,
     )
     log.info("three-way reconciliation of %d lines in %.2fs: %s", len(lines), result.seconds, result.counts())
     return result

@@ -79,6 +79,33 @@ def same_invoice(index: Any, code: Any, number: Any) -> list[dict[str, Any]]:
     return sorted(matching, key=lambda row: float(row.get("ingested_at") or 0.0))
 
 
+def group_key(row: dict[str, Any]) -> tuple[str, str] | None:
+    """The invoice a row is a file of: (code, number), or ("", number) for a 20-digit 全电 number."""
+    key = invoice_key(row.get("invoice_code"), row.get("invoice_number"))
+    if key is not None and len(key[1]) >= 20:
+        return ("", key[1])
+    return key
+
+
+def group_rows(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Index rows one per invoice, in the order given: (the first row of the invoice, all its rows
+    oldest first). Rows without a number are invoices of their own."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    out: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+    for row in rows:
+        key = group_key(row)
+        if key is None:
+            out.append((row, [row]))
+        elif key in groups:
+            groups[key].append(row)
+        else:
+            groups[key] = [row]
+            out.append((row, groups[key]))
+    return [
+        (head, sorted(members, key=lambda row: float(row.get("ingested_at") or 0.0))) for head, members in out
+    ]
+
+
 def invoice_groups(index: Any) -> list[InvoiceGroup]:
     """The invoices the index holds in more than one file."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
