@@ -95,6 +95,42 @@ def stacked(buyer_name: str, buyer_id: str | None, seller_id: str | None = SELLE
     ]
 
 
+def named_rows(buyer_name: str, buyer_id: str | None, seller_id: str | None = SELLER_ID) -> list[TextLine]:
+    """Labels that name their party, one party a row (generic forms, pages drawn from e-invoice data)."""
+    lines = [
+        line("电子发票（增值税专用发票）", 551, 56, 1110, 99),
+        line("发票号码：", 1102, 56, 1227, 81),
+        line("24113018887327690116", 1259, 56, 1559, 81),
+        line("开票日期：", 1102, 95, 1227, 121),
+        line("2024年06月15日", 1259, 95, 1454, 121),
+        line("购买方名称：", 63, 261, 213, 286),
+        line(buyer_name, 236, 261, 236 + 25 * len(buyer_name), 286),
+        line("纳税人识别号：", 866, 261, 1041, 286),
+        line("销售方名称：", 63, 308, 213, 333),
+        line("广州白云办公用品有限公司", 236, 308, 536, 333),
+        line("纳税人识别号：", 866, 308, 1041, 333),
+        line("项目名称", 63, 387, 163, 412),
+        line("金额", 1055, 387, 1105, 412),
+        line("税额", 1385, 387, 1435, 412),
+        line("合计", 63, 796, 113, 821),
+        line("¥11934.40", 1055, 796, 1182, 821),
+        line("¥954.77", 1385, 796, 1483, 821),
+        line("价税合计（大写）", 63, 859, 263, 884),
+        line("壹万贰仟捌佰捌拾玖元壹角柒分", 315, 859, 665, 884),
+        line("（小写）", 1055, 859, 1155, 884),
+        line("¥12889.17", 1181, 859, 1308, 884),
+    ]
+    if buyer_id:
+        lines.append(line(buyer_id, 1063, 261, 1328, 286))
+    if seller_id:
+        lines.append(line(seller_id, 1063, 308, 1330, 333))
+    return lines
+
+
+LAYOUTS = [fully_digital, stacked, named_rows]
+LAYOUT_IDS = ["全电 columns", "stacked blocks", "labels naming their party"]
+
+
 def parties_of(lines: list[TextLine]) -> dict[str, object]:
     extraction = extract_fields(lines, FieldSource.OCR, 0.9)
     return {
@@ -103,7 +139,7 @@ def parties_of(lines: list[TextLine]) -> dict[str, object]:
     }
 
 
-@pytest.mark.parametrize("layout", [fully_digital, stacked], ids=["全电 columns", "stacked blocks"])
+@pytest.mark.parametrize("layout", LAYOUTS, ids=LAYOUT_IDS)
 @pytest.mark.parametrize("buyer", ["个人", "王磊"])
 def test_a_private_buyer_has_no_id_and_the_seller_keeps_its_own(layout, buyer: str) -> None:
     fields = parties_of(layout(buyer, None))
@@ -114,7 +150,7 @@ def test_a_private_buyer_has_no_id_and_the_seller_keeps_its_own(layout, buyer: s
     assert fields["seller_tax_id"].status == FieldStatus.OK
 
 
-@pytest.mark.parametrize("layout", [fully_digital, stacked], ids=["全电 columns", "stacked blocks"])
+@pytest.mark.parametrize("layout", LAYOUTS, ids=LAYOUT_IDS)
 def test_company_buyer_and_seller_each_in_their_field(layout) -> None:
     fields = parties_of(layout("上海松鼠创科技术有限责任公司", BUYER_ID))
     assert fields["buyer_name"].value == "上海松鼠创科技术有限责任公司"
@@ -122,7 +158,7 @@ def test_company_buyer_and_seller_each_in_their_field(layout) -> None:
     assert fields["buyer_tax_id"].status == fields["seller_tax_id"].status == FieldStatus.OK
 
 
-@pytest.mark.parametrize("layout", [fully_digital, stacked], ids=["全电 columns", "stacked blocks"])
+@pytest.mark.parametrize("layout", LAYOUTS, ids=LAYOUT_IDS)
 def test_an_unread_seller_id_is_not_filled_with_the_buyers(layout) -> None:
     fields = parties_of(layout("上海松鼠创科技术有限责任公司", BUYER_ID, seller_id=None))
     assert fields["buyer_tax_id"].value == BUYER_ID

@@ -210,7 +210,12 @@ def find_party_blocks(
         for s in seller_marks
     )
     below_totals = totals is not None and any(p[1] > totals.y1 for p, _ in points)
-    columns = (pair is not None or marks_side_by_side or fully_digital) and not below_totals
+    # Labels that name their party (购买方名称 / 销售方名称) on rows one above the other: each row is
+    # its party's, whatever the kind of invoice (generic forms and pages drawn from e-invoice data).
+    named_rows = _named_label_rows(points, row_height)
+    columns = (
+        (pair is not None or marks_side_by_side or fully_digital) and not below_totals and not named_rows
+    )
 
     if columns:
         bottom = header.y0 if header is not None else max(p[1] for p, _ in points) + 4 * row_height
@@ -233,6 +238,8 @@ def find_party_blocks(
     else:
         buyer_bottom = (top + max(line.y1 for line in page_lines)) / 2
     seller_top = totals.y1 if totals is not None else buyer_bottom
+    if named_rows:
+        buyer_bottom = seller_top = named_rows
     blocks = PartyBlocks(
         page,
         False,
@@ -253,6 +260,24 @@ def find_party_blocks(
         elif mark.center_y > seller_top:
             blocks.seller_right = min(blocks.seller_right, mark.x0 - 0.3 * row_height)
     return blocks
+
+
+NAMED_BUYER = re.compile(r"(?:购买方|购方|买方)\s*$")
+NAMED_SELLER = re.compile(r"(?:销售方|销方|卖方)\s*$")
+
+
+def _named_label_rows(points: Sequence[tuple[tuple[float, float], LabelMatch]], row_height: float) -> float:
+    """Where the buyer's rows end when the labels name their party (购买方名称 above 销售方名称); 0 if not."""
+    buyer_ys, seller_ys = [], []
+    for (_, y), match in points:
+        before = match.row.text[max(0, match.start - 4) : match.start]
+        if NAMED_BUYER.search(before):
+            buyer_ys.append(y)
+        elif NAMED_SELLER.search(before):
+            seller_ys.append(y)
+    if not buyer_ys or not seller_ys or min(seller_ys) - max(buyer_ys) < row_height:
+        return 0.0
+    return (max(buyer_ys) + min(seller_ys)) / 2
 
 
 def label_party(blocks: PartyBlocks, match: LabelMatch) -> Party | None:
