@@ -472,7 +472,8 @@ def test_statistics_add_up_the_selection(backend: tuple[App, WebStore]) -> None:
 # ---- the invoice --------------------------------------------------------------------------------
 
 
-def test_the_invoice_view_shows_fields_boxes_rules_and_downloads(app: App, web_store: WebStore) -> None:
+def test_the_invoice_view_shows_fields_boxes_rules_and_downloads(backend: tuple[App, WebStore]) -> None:
+    app, web_store = backend
     doc = web_store.ids["vat_e_general.pdf"]
     page = app.page(f"invoice/{doc}")
     assert page.status_code == 200

@@ -20,6 +20,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -318,6 +319,9 @@ class Index(Protocol):
     def release(self, key: str, owner: str) -> None: ...
 
     def retire(self, owner: str) -> None: ...
+
+    # the reconciliation's tables (``pipeline.reconcile.tables`` writes SQLite's dialect: ``?``, rowid)
+    def reconciliation_tables(self, write: bool = False) -> AbstractContextManager[Any]: ...
 
     # the web app (read-only)
     def search(

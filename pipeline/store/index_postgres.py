@@ -224,11 +224,8 @@ class PostgresIndex:
 
     @property
     def path(self) -> Any:
-        """SQLite's file: tools that open the index file themselves cannot use a PostgreSQL index."""
-        raise StorageError(
-            f"this needs an SQLite index file; {self.location} is PostgreSQL "
-            "(`invoices reconcile` and ledger re-matching run on an SQLite index for now)"
-        )
+        """SQLite's file: a tool that opens the index file itself cannot use a PostgreSQL index."""
+        raise StorageError(f"this needs an SQLite index file; {self.location} is PostgreSQL")
 
     def close(self) -> None:
         self._db.close()
@@ -424,6 +421,23 @@ class PostgresIndex:
                 (column, like_pattern(target), target, target),
             )
         return fuzzy_matches(target, (row[0] for row in rows), cutoff)
+
+    # ---- the reconciliation's tables ------------------------------------------------------------
+
+    @contextmanager
+    def reconciliation_tables(self, write: bool = False) -> Iterator[ReconciliationTables]:
+        """The reconciliation's tables (``pipeline.reconcile.tables``) in one transaction, spoken to in
+        SQLite's dialect as an SQLite index is; ``write``: one writer at a time (an advisory lock, as
+        ``BEGIN IMMEDIATE`` in SQLite), so a re-match's reading of the claims stays true until written."""
+        psycopg = self._psycopg
+        try:
+            db = self._connection()
+            with db.transaction():
+                if write:
+                    db.execute("SELECT pg_advisory_xact_lock(%s)", (_RECONCILE_LOCK,))
+                yield ReconciliationTables(db, psycopg, self.location)
+        except psycopg.Error as exc:
+            raise StorageError(f"index reconciliation failed ({self.location}): {_one_line(exc)}") from exc
 
     # ---- the web app: search across keys, statistics, reconciliation, batches --------------------
     # The same answers as SqliteIndex's issue-16 block; read-only.
@@ -772,6 +786,77 @@ _FAILURE = (
     "source_name = excluded.source_name, error_type = excluded.error_type, "
     "message = excluded.message, failed_at = excluded.failed_at"
 )
+
+
+_RECONCILE_LOCK = 0x1D0C6  # pg_advisory_xact_lock key: one writer of the reconciliation at a time
+_ROWID = re.compile(r"\browid\b", re.IGNORECASE)
+_INSTR = re.compile(r"\binstr\(", re.IGNORECASE)
+
+
+def _from_sqlite(statement: str) -> str:
+    """SQLite's dialect as the reconciliation writes it, in PostgreSQL's: ``?`` placeholders, the
+    tables' ``rowid`` (their ``id`` here: the order rows were written in) and ``instr``."""
+    statement = _INSTR.sub("strpos(", _ROWID.sub("id", statement))
+    return statement.replace("%", "%%").replace("?", "%s")
+
+
+class ReconciliationRow(tuple):  # type: ignore[type-arg]
+    """A row read by name or position, as ``sqlite3.Row``."""
+
+    names: dict[str, int]
+
+    def __new__(cls, values: Sequence[Any], names: dict[str, int]) -> ReconciliationRow:
+        row = super().__new__(cls, values)
+        row.names = names
+        return row
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self.names[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        # ``id`` stands in for SQLite's rowid, which ``SELECT *`` does not give: nor does it here.
+        return [name for name in self.names if name != "id"]
+
+
+class _Cursor:
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+        description = cursor.description or ()
+        self._names = {column.name: k for k, column in enumerate(description)}
+
+    def fetchone(self) -> ReconciliationRow | None:
+        row = self._cursor.fetchone() if self._names else None
+        return None if row is None else ReconciliationRow(row, self._names)
+
+    def fetchall(self) -> list[ReconciliationRow]:
+        rows = self._cursor.fetchall() if self._names else []
+        return [ReconciliationRow(row, self._names) for row in rows]
+
+    def __iter__(self) -> Iterator[ReconciliationRow]:
+        return iter(self.fetchall())
+
+
+class ReconciliationTables:
+    """``execute``/``executemany`` in SQLite's dialect, inside ``PostgresIndex.reconciliation_tables``'s
+    transaction. The tables are made by the migrations, so their ``CREATE … IF NOT EXISTS`` do nothing."""
+
+    def __init__(self, db: Any, psycopg: Any, location: str) -> None:
+        self._db, self._psycopg, self._location = db, psycopg, location
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> _Cursor:
+        try:
+            return _Cursor(self._db.execute(_from_sqlite(statement), tuple(params)))
+        except self._psycopg.Error as exc:
+            raise StorageError(f"index reconciliation failed ({self._location}): {_one_line(exc)}") from exc
+
+    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+        try:
+            with self._db.cursor() as cursor:
+                cursor.executemany(_from_sqlite(statement), [tuple(row) for row in rows])
+        except self._psycopg.Error as exc:
+            raise StorageError(f"index reconciliation failed ({self._location}): {_one_line(exc)}") from exc
 
 
 _OUTCOME_COLUMNS = "document_id, ledger_row, outcome, score, differences, reason_en, reason_zh, reconciled_at"

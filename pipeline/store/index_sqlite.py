@@ -422,6 +422,11 @@ class SqliteIndex:
             db.execute("DELETE FROM claims WHERE owner = ?", (owner,))
             db.execute("DELETE FROM claim_owners WHERE owner = ?", (owner,))
 
+    def reconciliation_tables(self, write: bool = False) -> contextlib.AbstractContextManager[Any]:
+        """The reconciliation's tables (``pipeline.reconcile.tables``): a connection in SQLite's
+        dialect; ``write`` makes it one transaction that one writer holds at a time."""
+        return reconciliation_connection(self.path, write)
+
     # ==== issue 16 (web app): search across keys, statistics, reconciliation, batches ============
     # Read-only queries of the web app; each takes a ``Search`` (the box plus the page's filters).
 
@@ -732,6 +737,32 @@ class SqliteIndex:
         return [dict(row) for row in rows.fetchall()]
 
     # ==== end of the issue-16 block ==========================================================
+
+
+@contextmanager
+def reconciliation_connection(path: Path, write: bool = False) -> Iterator[sqlite3.Connection]:
+    """A connection of its own to the index file for ``pipeline.reconcile.tables`` (rows as
+    ``sqlite3.Row``). ``write``: one transaction, taken at once (``BEGIN IMMEDIATE``: one writer of
+    the reconciliation at a time), committed at the end, rolled back on an error."""
+    try:
+        db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open the index {path}: {exc}") from exc
+    db.row_factory = sqlite3.Row
+    try:
+        if not write:
+            yield db
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+    finally:
+        db.close()
 
 
 def _fts_tokenizer(db: sqlite3.Connection) -> str:
