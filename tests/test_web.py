@@ -353,6 +353,30 @@ def test_binding_another_address_warns_and_keeps_the_token_out_of_the_output(
     assert token not in stdout + stderr
 
 
+def test_the_command_serves_either_index(backend: tuple[App, WebStore]) -> None:
+    """`invoices serve --index postgresql://…` (or the SQLite file in the store) answers a search."""
+    store = backend[1]
+    index = ["--index", store.index] if store.index else []
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "serve", "--no-browser", "--store", str(store.path), *index],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        address = process.stdout.readline().strip()
+        assert address.startswith("Invoices: http://127.0.0.1:"), address
+        url = address.split(" ", 1)[1]
+        answer = httpx.get(url.rsplit("/", 1)[0] + "/search", params={"q": "智源"}, timeout=20)
+        assert answer.status_code == 200 and "vat_e_general.pdf" in answer.text
+        assert "fully_digital_general.pdf" not in answer.text
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+
+
 # ---- search -------------------------------------------------------------------------------------
 
 
