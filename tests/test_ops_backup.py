@@ -154,3 +154,15 @@ def test_backup_and_restore_local_to_seaweedfs(
         main(["verify", "--deep", "--repair", "--from", backup, "--store", restored, "--index", index]) == 0
     )
     assert client.head_object(Bucket=bucket, Key=page)["ContentLength"] > 0
+
+
+def test_backup_and_restore_with_a_postgres_index(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pg_url: str
+) -> None:
+    """Restored into a store whose index is PostgreSQL, then backed up from it again."""
+    store = make_store(tmp_path)
+    round_trip(store, str(tmp_path / "backup"), str(tmp_path / "restored"), capsys, "--index", pg_url)
+    again = tmp_path / "backup-of-restored"
+    assert main(["backup", str(again), "--store", str(tmp_path / "restored"), "--index", pg_url]) == 0
+    assert copied(capsys.readouterr().out, "backed up") > 4 * 3
+    assert not (tmp_path / "restored" / "index.sqlite").exists(), "the index is in PostgreSQL only"

@@ -193,3 +193,29 @@ def test_an_interrupted_save_is_incomplete_not_a_problem(site: Path) -> None:
     finally:
         opened.close()
     assert report.clean and report.incomplete == ["ee" * 32]
+
+
+def test_a_deleted_row_of_a_postgres_index_is_found_and_rebuilt(
+    site: Path, capsys: pytest.CaptureFixture[str], pg_url: str
+) -> None:
+    from tests.conftest import execute_sql
+
+    store = site / "store"
+    opened = open_store(str(store), index=pg_url)  # a new PostgreSQL index, filled from the store
+    try:
+        assert opened.index.location.startswith("postgresql://") and len(opened.index.documents()) == 3
+        doc = next(r["document_id"] for r in opened.index.documents() if r["source_name"] == "en_invoice.pdf")
+        execute_sql(opened.index, "DELETE FROM documents WHERE document_id = ?", (doc,))
+    finally:
+        opened.close()
+    code, report = run_verify(store, capsys, "--index", pg_url)
+    assert (code, kinds(report)) == (1, ["index_missing"])
+    code, report = run_verify(store, capsys, "--index", pg_url, "--repair")
+    assert code == 0 and [p["kind"] for p in report["repaired"]] == ["index_missing"]
+    code, report = run_verify(store, capsys, "--index", pg_url)
+    assert (code, report["clean"], report["index_rows"]) == (0, True, 3)
+    opened = open_store(str(store), index=pg_url)
+    try:
+        assert opened.index.has_document(doc)
+    finally:
+        opened.close()

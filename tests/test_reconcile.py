@@ -1160,17 +1160,20 @@ class LedgerStore:
     root: Path
     ledger: Path
     ids: dict[str, str]  # source name -> document id
+    index: str | None = None  # a PostgreSQL URL, or None: the SQLite file in the store
 
     def open(self) -> Store:
         from pipeline.store import open_store
 
-        return open_store(str(self.root))
+        return open_store(str(self.root), index=self.index)
 
 
-def _store_invoices(root: Path, invoices: list[tuple[str, str, str, str, str]]) -> dict[str, str]:
+def _store_invoices(
+    root: Path, invoices: list[tuple[str, str, str, str, str]], index: str | None = None
+) -> dict[str, str]:
     from pipeline.store import open_store
 
-    store = open_store(str(root))
+    store = open_store(str(root), index=index)
     ids = {}
     try:
         for k, (name, number, day, total, seller) in enumerate(invoices):
@@ -1197,7 +1200,7 @@ def _reconcile_store(
 ) -> Reconciliation:
     imported = read_ledger(ledger_path)
     result = reconcile(invoices_from_index(store.index.documents()), imported.rows, options)
-    save_outcomes(store.index.path, result, imported)
+    save_outcomes(store.index, result, imported)
     return result
 
 
@@ -1212,11 +1215,12 @@ def _lone_rows(db_path: Path) -> dict[int, str]:
 
 
 @pytest.fixture
-def ledger_store(tmp_path: Path) -> LedgerStore:
-    """Four stored invoices (one total and one number misread) reconciled against a five-row ledger."""
+def ledger_store(tmp_path: Path, index_location: str | None) -> LedgerStore:
+    """Four stored invoices (one total and one number misread) reconciled against a five-row ledger,
+    on each index backend."""
     root = tmp_path / "store"
-    ids = _store_invoices(root, CORRECTED_INVOICES)
-    built = LedgerStore(root, _xlsx_ledger(tmp_path / "ledger.xlsx", CORRECTION_LEDGER), ids)
+    ids = _store_invoices(root, CORRECTED_INVOICES, index_location)
+    built = LedgerStore(root, _xlsx_ledger(tmp_path / "ledger.xlsx", CORRECTION_LEDGER), ids, index_location)
     store = built.open()
     try:
         _reconcile_store(store, built.ledger)
@@ -1233,7 +1237,7 @@ def test_rematch_after_review_corrections(ledger_store: LedgerStore) -> None:
 
     ids = ledger_store.ids
     store = ledger_store.open()
-    db_path = store.index.path
+    db_path = store.index
     try:
         before = load_outcomes(db_path)
         assert _by_document(db_path) == {
@@ -1307,7 +1311,7 @@ def test_rematch_keeps_other_claims_and_releases_rows(ledger_store: LedgerStore)
 
     ids = ledger_store.ids
     store = ledger_store.open()
-    db_path = store.index.path
+    db_path = store.index
     try:
         a_before = next(r for r in load_outcomes(db_path) if r["document_id"] == ids["a.jpg"])
         # d.png's number typed as a.jpg's: the same invoice scanned twice; a.jpg keeps row 2 and

@@ -292,11 +292,11 @@ def test_unusable_exports_stop_with_one_line(
 # ---- the command, end to end ------------------------------------------------------------------------------
 
 
-def _store_scenario(root: Path, held: list[InvoiceRecord]) -> None:
+def _store_scenario(root: Path, held: list[InvoiceRecord], index: str | None = None) -> None:
     from pipeline.model import DocType, Field, InvoiceResult, PageInfo
     from pipeline.store import open_store
 
-    store = open_store(str(root))
+    store = open_store(str(root), index=index)
     for k, inv in enumerate(held):
         values = {
             name: str(getattr(inv, name))
@@ -318,14 +318,18 @@ def _store_scenario(root: Path, held: list[InvoiceRecord]) -> None:
     store.close()
 
 
-def test_cli_three_way(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_three_way(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], index_location: str | None
+) -> None:
+    """End to end on each index backend: the same outcomes (the scenario's truth) on SQLite and PostgreSQL."""
     scenario = make_scenario(120, seed=3)
     exports = write_exports(scenario, tmp_path)
     ledger = write_ledger_csv(scenario, tmp_path / "erp.csv")
     root = tmp_path / "store"
-    _store_scenario(root, scenario.held)
+    _store_scenario(root, scenario.held, index_location)
     out = tmp_path / "report"
-    args = ["reconcile", "--ledger", str(ledger), "--store", str(root), "--out", str(out)]
+    where = ["--store", str(root), *(["--index", index_location] if index_location else [])]
+    args = ["reconcile", "--ledger", str(ledger), *where, "--out", str(out)]
     for path in exports.paths:
         args += ["--tax-platform", str(path)]
     assert main(args) == 0
@@ -355,24 +359,19 @@ def test_cli_three_way(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert (out / "import-problems.csv").read_text(encoding="utf-8-sig").count("\n") > 3
 
     # the index answers: query --outcome / --platform-status
-    assert main(["query", "--outcome", "not_on_platform", "--format", "json", "--store", str(root)]) == 0
+    assert main(["query", "--outcome", "not_on_platform", "--format", "json", *where]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed and {row["outcome"] for row in listed} == {"not_on_platform"}
     assert len(listed) == sum(1 for inv in scenario.invoices if scenario.truth(inv) == "not_on_platform")
-    assert main(["query", "--platform-status", "voided", "--format", "json", "--store", str(root)]) == 0
+    assert main(["query", "--platform-status", "voided", "--format", "json", *where]) == 0
     voided = json.loads(capsys.readouterr().out)
     assert voided and all(row["platform_status"] == "voided" for row in voided)
-    assert main(["query", "--outcome", "platform_only", "--store", str(root)]) == 0
+    assert main(["query", "--outcome", "platform_only", *where]) == 0
     assert "platform_only" in capsys.readouterr().out
 
     # the platform alone, no ledger
-    assert (
-        main(
-            ["reconcile", "--tax-platform", str(exports.full), "--store", str(root), "--out", str(out), "-q"]
-        )
-        == 0
-    )
-    assert main(["reconcile", "--store", str(root)]) == 2  # neither source
+    assert main(["reconcile", "--tax-platform", str(exports.full), *where, "--out", str(out), "-q"]) == 0
+    assert main(["reconcile", *where]) == 2  # neither source
 
 
 def line_truth_by_number(scenario) -> list[tuple[str, str]]:

@@ -38,9 +38,10 @@ class WebStore:
     path: Path
     ids: dict[str, str]  # sample name -> document id
     script_id: str
+    index: str | None = None  # a PostgreSQL URL, or None: the SQLite file in the store
 
     def open(self) -> Store:
-        return open_store(str(self.path))
+        return open_store(str(self.path), index=self.index)
 
 
 def ingest_samples(store: Store, names: tuple[str, ...] = PDF_SAMPLES) -> dict[str, str]:
@@ -84,15 +85,15 @@ def script_invoice(store: Store) -> str:
     return document_id
 
 
-def build_web_store(path: Path) -> WebStore:
-    store = open_store(str(path))
+def build_web_store(path: Path, index: str | None = None) -> WebStore:
+    store = open_store(str(path), index=index)
     try:
         ids = ingest_samples(store)
         script_id = script_invoice(store)
         store.save_failure("f" * 64, "broken.pdf", "ImageUnreadable", "not a PDF or image")
     finally:
         store.close()
-    return WebStore(path, ids, script_id)
+    return WebStore(path, ids, script_id, index)
 
 
 def expected_fields(name: str) -> dict[str, Any]:
@@ -129,7 +130,8 @@ def fresh_store(tmp_path: Path) -> WebStore:
 
 
 def start(store: WebStore, **kwargs: Any) -> App:
-    return App(WebServer(str(store.path), "web-clerk", **kwargs).start())
+    opener: Any = str(store.path) if store.index is None else store.open
+    return App(WebServer(opener, "web-clerk", **kwargs).start())
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +139,21 @@ def app(web_store: WebStore) -> Iterator[App]:
     running = start(web_store)
     try:
         yield running
+    finally:
+        running.close()
+        running.server.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[App, WebStore]]:
+    """The same store on each index backend (SQLite beside the store, or PostgreSQL), served."""
+    index = None if request.param == "sqlite" else request.getfixturevalue("postgres").create_database()
+    store = build_web_store(tmp_path_factory.mktemp(f"web-{request.param}") / "store", index)
+    running = start(store)
+    try:
+        yield running, store
     finally:
         running.close()
         running.server.close()
@@ -336,10 +353,35 @@ def test_binding_another_address_warns_and_keeps_the_token_out_of_the_output(
     assert token not in stdout + stderr
 
 
+def test_the_command_serves_either_index(backend: tuple[App, WebStore]) -> None:
+    """`invoices serve --index postgresql://…` (or the SQLite file in the store) answers a search."""
+    store = backend[1]
+    index = ["--index", store.index] if store.index else []
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "serve", "--no-browser", "--store", str(store.path), *index],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        address = process.stdout.readline().strip()
+        assert address.startswith("Invoices: http://127.0.0.1:"), address
+        url = address.split(" ", 1)[1]
+        answer = httpx.get(url.rsplit("/", 1)[0] + "/search", params={"q": "智源"}, timeout=20)
+        assert answer.status_code == 200 and "vat_e_general.pdf" in answer.text
+        assert "fully_digital_general.pdf" not in answer.text
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+
+
 # ---- search -------------------------------------------------------------------------------------
 
 
-def test_search_finds_an_invoice_by_any_key(app: App) -> None:
+def test_search_finds_an_invoice_by_any_key(backend: tuple[App, WebStore]) -> None:
+    app = backend[0]
     vat = expected_fields("vat_e_general.pdf")
     digital = expected_fields("fully_digital_general.pdf")
 
@@ -404,7 +446,8 @@ def test_the_search_page_keeps_the_query_in_its_address(app: App) -> None:
 # ---- statistics ---------------------------------------------------------------------------------
 
 
-def test_statistics_add_up_the_selection(app: App) -> None:
+def test_statistics_add_up_the_selection(backend: tuple[App, WebStore]) -> None:
+    app = backend[0]
     from openpyxl import load_workbook
 
     expected = {name: expected_fields(name) for name in PDF_SAMPLES}
@@ -453,7 +496,8 @@ def test_statistics_add_up_the_selection(app: App) -> None:
 # ---- the invoice --------------------------------------------------------------------------------
 
 
-def test_the_invoice_view_shows_fields_boxes_rules_and_downloads(app: App, web_store: WebStore) -> None:
+def test_the_invoice_view_shows_fields_boxes_rules_and_downloads(backend: tuple[App, WebStore]) -> None:
+    app, web_store = backend
     doc = web_store.ids["vat_e_general.pdf"]
     page = app.page(f"invoice/{doc}")
     assert page.status_code == 200
@@ -599,7 +643,8 @@ def test_a_failed_hot_folder_file_is_retried(writable: tuple[App, WebStore, Path
     assert app.api("POST", "/folder/retry", json={"name": ".processing"}).status_code == 400
 
 
-def test_batches_and_last_documents(app: App) -> None:
+def test_batches_and_last_documents(backend: tuple[App, WebStore]) -> None:
+    app = backend[0]
     overview = app.api("GET", "/folder").json()
     assert overview["folder"] is None and overview["store"]["failed"] == 1
     assert sum(batch["documents"] for batch in overview["batches"]) == 4

@@ -75,8 +75,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         invoices = invoices_from_index(store.index.documents())
         result = reconcile_three_way(invoices, ledger.rows if ledger else None, platform, options)
         if ledger is not None:
-            save_outcomes(store.index.path, result.ledger_result, ledger)
-        save_lines(store.index.path, result, platform)
+            save_outcomes(store.index, result.ledger_result, ledger)
+        save_lines(store.index, result, platform)
         links = ledger_report.page_links(
             store, [line.invoice.document_id for line in result.lines if line.invoice]
         )
@@ -163,7 +163,7 @@ def cmd_query_lines(args: argparse.Namespace) -> int:
     store = open_store_for(settings_from(args))
     try:
         lines = load_lines(
-            store.index.path,
+            store.index,
             args.outcome,
             args.platform_status,
             getattr(args, "limit", None),

@@ -18,10 +18,8 @@ import sqlite3
 import time
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import StorageError
 from pipeline.fapiao import as_date
 from pipeline.reconcile.outcomes import ReconcileOptions, invoices_from_index
 from pipeline.reconcile.platform import PlatformInvoice, PlatformStatus
@@ -40,7 +38,7 @@ CREATE TABLE IF NOT EXISTS reconciliation_run (
     platform_from TEXT,
     platform_to TEXT
 );
-CREATE TABLE IF NOT EXISTS platform_records (record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS platform_records (seq INTEGER NOT NULL, record TEXT NOT NULL);
 """
 _DECIMALS = ("amount_excl_tax", "tax_amount", "total_amount", "effective_tax")
 
@@ -71,9 +69,9 @@ def _platform_record(text: str) -> PlatformInvoice:
 
 def save_run(db: sqlite3.Connection, result: ThreeWay, platform: list[PlatformInvoice] | None) -> None:
     """Inside ``save_lines``' transaction: what ``rematch_lines`` needs to run one invoice again."""
-    from pipeline.reconcile.tables import _options_json
+    from pipeline.reconcile.tables import _create, _options_json
 
-    db.executescript(RUN_SCHEMA)
+    _create(db, RUN_SCHEMA)
     db.execute("DELETE FROM reconciliation_run")
     db.execute("DELETE FROM platform_records")
     dates = result.platform_dates
@@ -88,7 +86,10 @@ def save_run(db: sqlite3.Connection, result: ThreeWay, platform: list[PlatformIn
         ),
     )
     if platform:
-        db.executemany("INSERT INTO platform_records VALUES (?)", ((_platform_json(p),) for p in platform))
+        db.executemany(
+            "INSERT INTO platform_records (seq, record) VALUES (?, ?)",
+            ((n, _platform_json(p)) for n, p in enumerate(platform)),
+        )
 
 
 def rematch_lines(store: Store, document_id: str) -> list[Line] | None:
@@ -97,27 +98,27 @@ def rematch_lines(store: Store, document_id: str) -> list[Line] | None:
     Returns its new lines, or None when no three-way run was saved (nothing changes then)."""
     from pipeline.reconcile.tables import (
         LINE_COLUMNS,
+        _create,
         _ledger_rows,
         _line_record,
         _options_from_json,
         _resolve,
         _same_invoice_rows,
+        _tables,
     )
 
     started = time.perf_counter()
-    db_path = Path(store.index.path)
-    try:
-        db = sqlite3.connect(db_path, timeout=30, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot open the index {db_path}: {exc}") from exc
-    db.row_factory = sqlite3.Row
-    try:
-        try:
-            run = db.execute("SELECT * FROM reconciliation_run").fetchone()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
+    # One transaction on either index backend (SQLite: BEGIN IMMEDIATE, one writer at a time).
+    with _tables(store.index, write=True) as db:
+        if isinstance(db, sqlite3.Connection):
+            # An index never reconciled three-way stays as it is (no tables made for nothing).
+            if not db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reconciliation_run'"
+            ).fetchone():
                 return None
-            raise
+        else:  # PostgreSQL: the migrations made the lines' table; the run's are made here once
+            _create(db, RUN_SCHEMA)
+        run = db.execute("SELECT * FROM reconciliation_run").fetchone()
         if run is None:
             return None
         index_row = _resolve(store, document_id)
@@ -132,95 +133,84 @@ def rematch_lines(store: Store, document_id: str) -> list[Line] | None:
             if run["platform_from"] and run["platform_to"]
             else None
         )
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            old = db.execute(
-                f"SELECT rowid, * FROM reconciliation_lines WHERE document_id IN ({marks})", ids
-            ).fetchall()
-            ledger = None
-            rows_held: set[int] = set()
-            if run["ledger_given"]:
-                rows_held = {int(r["ledger_row"]) for r in old if r["ledger_row"] is not None}
-                # the rows the ledger re-match (run just before) gave these documents
-                rows_held |= {
-                    int(r[0])
-                    for r in db.execute(
-                        f"SELECT ledger_row FROM reconciliation WHERE document_id IN ({marks}) "
-                        "AND ledger_row IS NOT NULL",
-                        ids,
-                    )
-                }
-                ledger = [row for row in _ledger_rows(db, with_raw=False) if row.row_number in rows_held]
-            lone_old = [
-                r
+        old = db.execute(
+            f"SELECT rowid AS line_id, * FROM reconciliation_lines WHERE document_id IN ({marks})", ids
+        ).fetchall()
+        ledger = None
+        rows_held: set[int] = set()
+        if run["ledger_given"]:
+            rows_held = {int(r["ledger_row"]) for r in old if r["ledger_row"] is not None}
+            # the rows the ledger re-match (run just before) gave these documents
+            rows_held |= {
+                int(r[0])
                 for r in db.execute(
-                    "SELECT rowid, * FROM reconciliation_lines WHERE document_id IS NULL AND ledger_row IS NOT NULL"
+                    f"SELECT ledger_row FROM reconciliation WHERE document_id IN ({marks}) "
+                    "AND ledger_row IS NOT NULL",
+                    ids,
                 )
-                if int(r["ledger_row"]) in rows_held
-            ]
-            released = {r["platform_source"] for r in (*old, *lone_old) if r["platform_source"]}
-            replaced = {r["rowid"] for r in (*old, *lone_old)}
-            platform = None
-            if run["platform_given"]:
-                claimed_elsewhere = {
-                    r["platform_source"]
-                    for r in db.execute(
-                        "SELECT rowid, platform_source, in_held, in_ledger FROM reconciliation_lines "
-                        "WHERE platform_source IS NOT NULL"
-                    )
-                    if r["rowid"] not in replaced and (r["in_held"] or r["in_ledger"])
-                }
-                platform = [
-                    _platform_record(r[0])
-                    for r in db.execute("SELECT record FROM platform_records ORDER BY rowid")
-                ]
-                platform = [p for p in platform if p.where not in claimed_elsewhere]
-            result = reconcile_three_way(
-                invoices_from_index(group[k] for k in ids), ledger, platform, options, dates
+            }
+            ledger = [row for row in _ledger_rows(db, with_raw=False) if row.row_number in rows_held]
+        lone_old = [
+            r
+            for r in db.execute(
+                "SELECT rowid AS line_id, * FROM reconciliation_lines WHERE document_id IS NULL AND ledger_row IS NOT NULL"
             )
-            mine = [
-                line
-                for line in result.lines
-                if (line.invoice is not None and line.invoice.document_id in group)
-                or (line.invoice is None and line.ledger_row is not None)
-            ]
-            claimed_now = {line.platform.where for line in mine if line.platform is not None}
-            # released records no line claims now: platform_only again (the others keep their line)
-            alone = [
-                line
-                for line in result.lines
-                if line.invoice is None
-                and line.ledger_row is None
-                and line.platform is not None
-                and line.platform.where in released - claimed_now
-            ]
-            if replaced:
-                numbers = sorted(replaced)
-                db.execute(
-                    f"DELETE FROM reconciliation_lines WHERE rowid IN ({', '.join('?' for _ in numbers)})",
-                    numbers,
+            if int(r["ledger_row"]) in rows_held
+        ]
+        released = {r["platform_source"] for r in (*old, *lone_old) if r["platform_source"]}
+        replaced = {r["line_id"] for r in (*old, *lone_old)}
+        platform = None
+        if run["platform_given"]:
+            claimed_elsewhere = {
+                r["platform_source"]
+                for r in db.execute(
+                    "SELECT rowid AS line_id, platform_source, in_held, in_ledger FROM reconciliation_lines "
+                    "WHERE platform_source IS NOT NULL"
                 )
-            if claimed_now:
-                wheres = sorted(claimed_now)
-                db.execute(
-                    "DELETE FROM reconciliation_lines WHERE in_held = 0 AND in_ledger = 0 "
-                    f"AND platform_source IN ({', '.join('?' for _ in wheres)})",
-                    wheres,
-                )
-            now = time.time()
-            db.executemany(
-                f"INSERT INTO reconciliation_lines VALUES ({', '.join('?' for _ in LINE_COLUMNS)})",
-                [_line_record(line, now) for line in (*mine, *alone)],
+                if r["line_id"] not in replaced and (r["in_held"] or r["in_ledger"])
+            }
+            platform = [
+                _platform_record(r[0]) for r in db.execute("SELECT record FROM platform_records ORDER BY seq")
+            ]
+            platform = [p for p in platform if p.where not in claimed_elsewhere]
+        result = reconcile_three_way(
+            invoices_from_index(group[k] for k in ids), ledger, platform, options, dates
+        )
+        mine = [
+            line
+            for line in result.lines
+            if (line.invoice is not None and line.invoice.document_id in group)
+            or (line.invoice is None and line.ledger_row is not None)
+        ]
+        claimed_now = {line.platform.where for line in mine if line.platform is not None}
+        # released records no line claims now: platform_only again (the others keep their line)
+        alone = [
+            line
+            for line in result.lines
+            if line.invoice is None
+            and line.ledger_row is None
+            and line.platform is not None
+            and line.platform.where in released - claimed_now
+        ]
+        if replaced:
+            numbers = sorted(replaced)
+            db.execute(
+                f"DELETE FROM reconciliation_lines WHERE rowid IN ({', '.join('?' for _ in numbers)})",
+                numbers,
             )
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot re-match the lines of {document_id[:12]} in {db_path}: {exc}") from exc
-    finally:
-        db.close()
+        if claimed_now:
+            wheres = sorted(claimed_now)
+            db.execute(
+                "DELETE FROM reconciliation_lines WHERE in_held = 0 AND in_ledger = 0 "
+                f"AND platform_source IN ({', '.join('?' for _ in wheres)})",
+                wheres,
+            )
+        now = time.time()
+        db.executemany(
+            f"INSERT INTO reconciliation_lines ({', '.join(LINE_COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in LINE_COLUMNS)})",
+            [_line_record(line, now) for line in (*mine, *alone)],
+        )
     log.info(
         "re-matched the three-way lines of %s in %.2fs: %s",
         document_id[:12],

@@ -9,6 +9,7 @@ import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +22,7 @@ from pipeline.reconcile.threeway import Line, ThreeWay
 
 if TYPE_CHECKING:
     from pipeline.store import Store
+    from pipeline.store.index import Index
 
 from pipeline.reconcile.match import (
     SCANNED_TWICE_EN,
@@ -77,6 +79,29 @@ CREATE TABLE IF NOT EXISTS reconciliation_options (
     reconciled_at REAL NOT NULL
 );
 """
+OUTCOME_COLUMNS = "document_id, ledger_row, outcome, score, differences, reason_en, reason_zh, reconciled_at"
+_INSERT_OUTCOME = f"INSERT INTO reconciliation ({OUTCOME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _tables(index: Index | Path | str, write: bool = False) -> AbstractContextManager[Any]:
+    """The reconciliation's tables in ``index`` (either backend; or an SQLite index file's path):
+    a connection spoken to in SQLite's dialect, one transaction with ``write``."""
+    if isinstance(index, (str, Path)):
+        from pipeline.store.index_sqlite import reconciliation_connection
+
+        return reconciliation_connection(Path(index), write)
+    return index.reconciliation_tables(write)
+
+
+def _where(index: Index | Path | str) -> str:
+    return str(index) if isinstance(index, (str, Path)) else index.location
+
+
+def _create(db: Any, schema: str) -> None:
+    """The tables if missing (one statement at a time: ``executescript`` would commit the transaction)."""
+    for statement in schema.split(";"):
+        if statement.strip():
+            db.execute(statement)
 
 
 def _record(entry: Entry, now: float) -> tuple[Any, ...]:
@@ -120,7 +145,9 @@ def _options_from_json(text: str) -> ReconcileOptions:
     )
 
 
-def save_outcomes(db_path: Path, result: Reconciliation, ledger: LedgerImport | None = None) -> int:
+def save_outcomes(
+    index: Index | Path | str, result: Reconciliation, ledger: LedgerImport | None = None
+) -> int:
     """Replace the previous outcomes (and ledger rows) in the index database; returns rows written.
 
     The run's options are kept too (``load_options``), for ``rematch_document`` to match the same way.
@@ -128,14 +155,10 @@ def save_outcomes(db_path: Path, result: Reconciliation, ledger: LedgerImport | 
     now = time.time()
     records = [_record(entry, now) for entry in result.entries]
     try:
-        db = sqlite3.connect(db_path, timeout=30)
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot open the index {db_path}: {exc}") from exc
-    try:
-        with db:
-            db.executescript(SCHEMA)
+        with _tables(index, write=True) as db:
+            _create(db, SCHEMA)
             db.execute("DELETE FROM reconciliation")
-            db.executemany("INSERT INTO reconciliation VALUES (?, ?, ?, ?, ?, ?, ?, ?)", records)
+            db.executemany(_INSERT_OUTCOME, records)
             db.execute("DELETE FROM reconciliation_options")
             db.execute(
                 "INSERT INTO reconciliation_options VALUES (?, ?)", (_options_json(result.options), now)
@@ -156,26 +179,21 @@ def save_outcomes(db_path: Path, result: Reconciliation, ledger: LedgerImport | 
                     ),
                 )
     except sqlite3.Error as exc:
-        raise StorageError(f"cannot write the reconciliation to {db_path}: {exc}") from exc
-    finally:
-        db.close()
+        raise StorageError(f"cannot write the reconciliation to {_where(index)}: {exc}") from exc
     return len(records)
 
 
-def load_outcomes(db_path: Path) -> list[dict[str, Any]]:
+def load_outcomes(index: Index | Path | str) -> list[dict[str, Any]]:
     """The stored outcomes (for tests and tools); an index never reconciled gives an empty list."""
-    db = sqlite3.connect(db_path, timeout=30)
-    db.row_factory = sqlite3.Row
     try:
-        rows = db.execute("SELECT * FROM reconciliation ORDER BY rowid").fetchall()
+        with _tables(index) as db:
+            rows = db.execute("SELECT * FROM reconciliation ORDER BY rowid").fetchall()
     except sqlite3.OperationalError:
         return []
-    finally:
-        db.close()
     return [{**dict(row), "differences": json.loads(row["differences"] or "[]")} for row in rows]
 
 
-def _ledger_rows(db: sqlite3.Connection, with_raw: bool = True) -> list[LedgerRow]:
+def _ledger_rows(db: Any, with_raw: bool = True) -> list[LedgerRow]:
     """The stored ledger rows; none (not an error) when no ledger was ever imported."""
     columns = ", ".join(("row_number", *FIELDS, "raw" if with_raw else "NULL AS raw"))
     try:
@@ -195,26 +213,20 @@ def _ledger_rows(db: sqlite3.Connection, with_raw: bool = True) -> list[LedgerRo
     return out
 
 
-def load_ledger_rows(db_path: Path) -> list[LedgerRow]:
+def load_ledger_rows(index: Index | Path | str) -> list[LedgerRow]:
     """The ledger rows of the last run, as stored by ``save_outcomes`` (e.g. to re-match one invoice
-    after a review correction: ``reconcile([invoice], load_ledger_rows(path))``)."""
-    db = sqlite3.connect(db_path, timeout=30)
-    try:
+    after a review correction: ``reconcile([invoice], load_ledger_rows(store.index))``)."""
+    with _tables(index) as db:
         return _ledger_rows(db)
-    finally:
-        db.close()
 
 
-def load_options(db_path: Path) -> ReconcileOptions | None:
+def load_options(index: Index | Path | str) -> ReconcileOptions | None:
     """The options of the last run, if ``save_outcomes`` kept them (runs before it did: None)."""
-    db = sqlite3.connect(db_path, timeout=30)
-    try:
+    with _tables(index) as db:
         return _stored_options(db)
-    finally:
-        db.close()
 
 
-def _stored_options(db: sqlite3.Connection) -> ReconcileOptions | None:
+def _stored_options(db: Any) -> ReconcileOptions | None:
     try:
         row = db.execute(
             "SELECT options FROM reconciliation_options ORDER BY reconciled_at DESC LIMIT 1"
@@ -250,7 +262,7 @@ def _scan_of(reason_en: str | None, document_id: str) -> bool:
     return f"({document_id[:12]}){SCANNED_TWICE_TAIL_EN}" in (reason_en or "")
 
 
-def _latest_outcomes(db: sqlite3.Connection) -> tuple[dict[str, list[sqlite3.Row]], list[sqlite3.Row]]:
+def _latest_outcomes(db: Any) -> tuple[dict[str, list[sqlite3.Row]], list[sqlite3.Row]]:
     """Each document's rows of its latest outcome, and the rows of lone ledger rows."""
     rows = db.execute(
         "SELECT document_id, ledger_row, outcome, reason_en, reconciled_at FROM reconciliation ORDER BY rowid"
@@ -322,34 +334,22 @@ def rematch_ledger(store: Store, document_id: str) -> Entry | None:
     outcome, or None when the invoice has none (not an invoice, or outside the run's period).
     """
     started = time.perf_counter()
-    db_path = Path(store.index.path)
     try:
-        db = sqlite3.connect(db_path, timeout=30, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot open the index {db_path}: {exc}") from exc
-    try:
-        try:
-            if not db.execute("SELECT 1 FROM ledger_rows LIMIT 1").fetchone():
-                return None
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return None
-            raise
+        with _tables(store.index) as db:
+            try:
+                if not db.execute("SELECT 1 FROM ledger_rows LIMIT 1").fetchone():
+                    return None
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return None
+                raise
         index_row = _resolve(store, document_id)
         document_id = str(index_row["document_id"])
-        db.row_factory = sqlite3.Row
-        db.execute("BEGIN IMMEDIATE")  # one re-match at a time: the claims read stay true until written
-        try:
+        # One re-match at a time: the claims read stay true until written.
+        with _tables(store.index, write=True) as db:
             entry = _rematch(store, db, index_row)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
     except sqlite3.Error as exc:
-        raise StorageError(f"cannot re-match {document_id[:12]} in {db_path}: {exc}") from exc
-    finally:
-        db.close()
+        raise StorageError(f"cannot re-match {document_id[:12]} in {store.index.location}: {exc}") from exc
     log.info(
         "re-matched %s against the ledger in %.2fs: %s%s",
         document_id[:12],
@@ -360,7 +360,7 @@ def rematch_ledger(store: Store, document_id: str) -> Entry | None:
     return entry
 
 
-def _rematch(store: Store, db: sqlite3.Connection, index_row: dict[str, Any]) -> Entry | None:
+def _rematch(store: Store, db: Any, index_row: dict[str, Any]) -> Entry | None:
     document_id = str(index_row["document_id"])
     ledger = _ledger_rows(db, with_raw=False)
     options = _stored_options(db) or ReconcileOptions()
@@ -432,10 +432,7 @@ def _rematch(store: Store, db: sqlite3.Connection, index_row: dict[str, Any]) ->
             f"AND ledger_row IN ({', '.join('?' for _ in numbers)})",
             numbers,
         )
-    db.executemany(
-        "INSERT INTO reconciliation VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [_record(e, now) for e in (*mine, *rows_out)],
-    )
+    db.executemany(_INSERT_OUTCOME, [_record(e, now) for e in (*mine, *rows_out)])
     return next((e for e in mine if e.invoice and e.invoice.document_id == document_id), None)
 
 
@@ -445,27 +442,21 @@ def ledger_values(store: Store, document_id: str) -> dict[str, str]:
     matches = store.index.get(document_id)
     if len(matches) == 1:
         document_id = str(matches[0]["document_id"])
-    db_path = Path(store.index.path)
     try:
-        db = sqlite3.connect(db_path, timeout=30)
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot open the index {db_path}: {exc}") from exc
-    try:
-        latest = db.execute(
-            "SELECT ledger_row, outcome FROM reconciliation WHERE document_id = ? "
-            "ORDER BY reconciled_at DESC, rowid DESC LIMIT 1",
-            (document_id,),
-        ).fetchone()
-        if latest is None or latest[0] is None or latest[1] not in _SHOWN:
-            return {}
-        row = db.execute(
-            f"SELECT {', '.join(LEDGER_VALUE_FIELDS)} FROM ledger_rows WHERE row_number = ?", (latest[0],)
-        ).fetchone()
+        with _tables(store.index) as db:
+            latest = db.execute(
+                "SELECT ledger_row, outcome FROM reconciliation WHERE document_id = ? "
+                "ORDER BY reconciled_at DESC, rowid DESC LIMIT 1",
+                (document_id,),
+            ).fetchone()
+            if latest is None or latest[0] is None or latest[1] not in _SHOWN:
+                return {}
+            row = db.execute(
+                f"SELECT {', '.join(LEDGER_VALUE_FIELDS)} FROM ledger_rows WHERE row_number = ?", (latest[0],)
+            ).fetchone()
     except sqlite3.OperationalError as exc:  # never reconciled (no tables), or busy: nothing to show
         log.debug("no ledger values for %s: %s", document_id[:12], exc)
         return {}
-    finally:
-        db.close()
     if row is None:
         return {}
     return {
@@ -570,7 +561,7 @@ def _line_record(line: Line, now: float) -> tuple[Any, ...]:
     )
 
 
-def save_lines(db_path: Path, result: ThreeWay, platform: list[Any] | None = None) -> int:
+def save_lines(index: Index | Path | str, result: ThreeWay, platform: list[Any] | None = None) -> int:
     """Replace the previous three-way lines in the index database; returns the lines written.
 
     The platform's records (``platform``, as reconciled) and the run's settings are kept too, so a
@@ -579,27 +570,22 @@ def save_lines(db_path: Path, result: ThreeWay, platform: list[Any] | None = Non
 
     now = time.time()
     try:
-        db = sqlite3.connect(db_path, timeout=30)
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot open the index {db_path}: {exc}") from exc
-    try:
-        with db:
-            db.executescript(LINES_SCHEMA)
+        with _tables(index, write=True) as db:
+            _create(db, LINES_SCHEMA)
             db.execute("DELETE FROM reconciliation_lines")
             db.executemany(
-                f"INSERT INTO reconciliation_lines VALUES ({', '.join('?' for _ in LINE_COLUMNS)})",
+                f"INSERT INTO reconciliation_lines ({', '.join(LINE_COLUMNS)}) "
+                f"VALUES ({', '.join('?' for _ in LINE_COLUMNS)})",
                 (_line_record(line, now) for line in result.lines),
             )
             save_run(db, result, platform)
     except sqlite3.Error as exc:
-        raise StorageError(f"cannot write the reconciliation to {db_path}: {exc}") from exc
-    finally:
-        db.close()
+        raise StorageError(f"cannot write the reconciliation to {_where(index)}: {exc}") from exc
     return len(result.lines)
 
 
 def load_lines(
-    db_path: Path,
+    index: Index | Path | str,
     outcome: str | None = None,
     platform_status: str | None = None,
     limit: int | None = None,
@@ -643,43 +629,31 @@ def load_lines(
     if limit:
         sql += f" LIMIT {int(limit)}"
     try:
-        db = sqlite3.connect(db_path, timeout=30)
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot open the index {db_path}: {exc}") from exc
-    db.row_factory = sqlite3.Row
-    try:
-        rows = db.execute(sql, params).fetchall()
+        with _tables(index) as db:
+            rows = db.execute(sql, params).fetchall()
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
             return []  # never reconciled
-        raise StorageError(f"cannot read the reconciliation from {db_path}: {exc}") from exc
-    finally:
-        db.close()
+        raise StorageError(f"cannot read the reconciliation from {_where(index)}: {exc}") from exc
     return [{**dict(row), "differences": json.loads(row["differences"] or "[]")} for row in rows]
 
 
-def document_lines(db_path: Path, document_ids: list[str]) -> list[dict[str, Any]]:
+def document_lines(index: Index | Path | str, document_ids: list[str]) -> list[dict[str, Any]]:
     """The stored three-way lines of these documents (the web app's invoice view), in the order given;
     none when never reconciled. Read-only."""
     if not document_ids:
         return []
     try:
-        db = sqlite3.connect(db_path, timeout=30)
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot open the index {db_path}: {exc}") from exc
-    db.row_factory = sqlite3.Row
-    try:
-        rows = db.execute(
-            "SELECT * FROM reconciliation_lines WHERE document_id IN "
-            f"({', '.join('?' for _ in document_ids)}) ORDER BY rowid",
-            list(document_ids),
-        ).fetchall()
+        with _tables(index) as db:
+            rows = db.execute(
+                "SELECT * FROM reconciliation_lines WHERE document_id IN "
+                f"({', '.join('?' for _ in document_ids)}) ORDER BY rowid",
+                list(document_ids),
+            ).fetchall()
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
             return []
-        raise StorageError(f"cannot read the reconciliation from {db_path}: {exc}") from exc
-    finally:
-        db.close()
+        raise StorageError(f"cannot read the reconciliation from {_where(index)}: {exc}") from exc
     order = {document_id: k for k, document_id in enumerate(document_ids)}
     out = [{**dict(row), "differences": json.loads(row["differences"] or "[]")} for row in rows]
     return sorted(out, key=lambda line: order.get(line["document_id"], len(order)))

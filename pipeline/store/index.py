@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import unicodedata
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -184,6 +186,12 @@ SEARCH_SORTS = {
     "name": "d.source_name",
 }
 
+# The search box: what looks like which key.
+BOX_DIGITS = re.compile(r"^\d{6,20}$")
+BOX_TAX_ID_LIKE = re.compile(r"^[0-9A-Z]{15,20}$")
+BOX_HEX_ID = re.compile(r"^[0-9a-f]{8,64}$")
+BOX_HAS_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
+
 
 @dataclass(frozen=True)
 class Search:
@@ -312,6 +320,34 @@ class Index(Protocol):
 
     def retire(self, owner: str) -> None: ...
 
+    # the reconciliation's tables (``pipeline.reconcile.tables`` writes SQLite's dialect: ``?``, rowid)
+    def reconciliation_tables(self, write: bool = False) -> AbstractContextManager[Any]: ...
+
+    # the web app (read-only)
+    def search(
+        self,
+        search: Search,
+        columns: Sequence[str],
+        sort: str = "date",
+        descending: bool = True,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[dict[str, Any]], int]: ...
+
+    def statistics(self, search: Search, top_sellers: int = 20) -> dict[str, list[dict[str, Any]]]: ...
+
+    def reconciliation_of(self, document_id: str) -> dict[str, Any] | None: ...
+
+    def reconciliation_outcomes(
+        self, outcome: str | None = None, offset: int = 0, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], int]: ...
+
+    def ingest_batches(self, limit: int = 30) -> list[dict[str, Any]]: ...
+
+    def recent_documents(self, limit: int = 20) -> list[dict[str, Any]]: ...
+
+    def recent_failures(self, limit: int = 50) -> list[dict[str, Any]]: ...
+
 
 def is_postgres_url(location: str | Path | None) -> bool:
     return isinstance(location, str) and location.strip().lower().startswith(("postgresql://", "postgres://"))
@@ -401,6 +437,40 @@ def amount_number(value: Any) -> float | None:
     except (ValueError, ArithmeticError):
         return None
     return float(parsed) if parsed is not None else None
+
+
+def quality_per_month(
+    hours: Iterable[tuple[int, int, int, int]], failures: Iterable[tuple[int, int]]
+) -> list[dict[str, Any]]:
+    """(hour of ingestion, documents, reviewed, not in ledger) and (hour, failures) as rates
+    per local month of ingestion."""
+    months: dict[str, dict[str, Any]] = {}
+    names: dict[int, str] = {}
+
+    def bucket(hour: int) -> dict[str, Any]:
+        month = names.get(hour)
+        if month is None:
+            month = names[hour] = time.strftime("%Y-%m", time.localtime(hour * 3600))
+        return months.setdefault(
+            month, {"month": month, "documents": 0, "reviewed": 0, "not_in_ledger": 0, "failed": 0}
+        )
+
+    for hour, documents, reviewed, missing in hours:
+        entry = bucket(int(hour))
+        entry["documents"] += documents
+        entry["reviewed"] += reviewed
+        entry["not_in_ledger"] += missing
+    for hour, failed in failures:
+        bucket(int(hour))["failed"] += failed
+    out = []
+    for key in sorted(months):
+        entry = months[key]
+        documents, processed = entry["documents"], entry["documents"] + entry["failed"]
+        entry["review_rate"] = round(entry["reviewed"] / documents, 4) if documents else 0.0
+        entry["failure_rate"] = round(entry["failed"] / processed, 4) if processed else 0.0
+        entry["not_in_ledger_rate"] = round(entry["not_in_ledger"] / documents, 4) if documents else 0.0
+        out.append(entry)
+    return out
 
 
 def _text(value: Any) -> str | None:

@@ -17,9 +17,11 @@ program migrates an older database forward (never back: an older program refuses
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -27,17 +29,26 @@ from typing import Any
 from pipeline.errors import MissingDependency, StorageError
 from pipeline.model import InvoiceResult
 from pipeline.store.index import (
+    BOX_DIGITS,
+    BOX_HAS_LETTER,
+    BOX_HEX_ID,
+    BOX_TAX_ID_LIKE,
     CLAIM_STALE_SECONDS,
     DOCUMENT_COLUMN_TYPES,
+    DOCUMENT_COLUMNS,
     DOCUMENT_STATUSES,
     RECONCILIATION_OUTCOMES,
+    SEARCH_SORTS,
     FailureEntry,
     IndexEntry,
     Query,
+    Search,
+    amount_number,
     document_row,
     fuzzy_matches,
     like_pattern,
     name_key,
+    quality_per_month,
     search_values,
     simple_filters,
     text_terms,
@@ -45,7 +56,7 @@ from pipeline.store.index import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FUZZY_SCAN_KEYS = 50_000
 
 _COLUMNS = tuple(name for name, _ in DOCUMENT_COLUMN_TYPES)
@@ -105,6 +116,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE IF NOT EXISTS claim_owners (owner TEXT PRIMARY KEY, heartbeat DOUBLE PRECISION NOT NULL)",
         "CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, "
         "claimed_at DOUBLE PRECISION NOT NULL)",
+    ),
+    (
+        # The three-way lines of ``invoices reconcile`` (issue 15), as in an SQLite index; ``id`` keeps
+        # the order they were written in (SQLite's rowid).
+        "CREATE TABLE IF NOT EXISTS reconciliation_lines (id BIGSERIAL PRIMARY KEY, document_id TEXT, "
+        "ledger_row INTEGER, platform_source TEXT, invoice_code TEXT, invoice_number TEXT, issue_date TEXT, "
+        "total_amount TEXT, seller_name TEXT, outcome TEXT NOT NULL, also TEXT NOT NULL, "
+        "in_held INTEGER NOT NULL, in_ledger INTEGER NOT NULL, in_platform INTEGER NOT NULL, "
+        "platform_status TEXT, risk TEXT, deducted INTEGER, reversed_amount TEXT, remaining_amount TEXT, "
+        "differences TEXT NOT NULL, reason_en TEXT NOT NULL, reason_zh TEXT NOT NULL, "
+        "reconciled_at DOUBLE PRECISION NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS reconciliation_lines_outcome ON reconciliation_lines (outcome)",
+        "CREATE INDEX IF NOT EXISTS reconciliation_lines_status ON reconciliation_lines (platform_status)",
+        "CREATE INDEX IF NOT EXISTS reconciliation_lines_document ON reconciliation_lines (document_id)",
     ),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -199,11 +224,8 @@ class PostgresIndex:
 
     @property
     def path(self) -> Any:
-        """SQLite's file: tools that open the index file themselves cannot use a PostgreSQL index."""
-        raise StorageError(
-            f"this needs an SQLite index file; {self.location} is PostgreSQL "
-            "(`invoices reconcile` and ledger re-matching run on an SQLite index for now)"
-        )
+        """SQLite's file: a tool that opens the index file itself cannot use a PostgreSQL index."""
+        raise StorageError(f"this needs an SQLite index file; {self.location} is PostgreSQL")
 
     def close(self) -> None:
         self._db.close()
@@ -342,19 +364,7 @@ class PostgresIndex:
         """Documents matching every filter, by issue date (undated first), then source name and id."""
         where, params = simple_filters(query)
         if query.status:
-            if query.status in DOCUMENT_STATUSES:
-                where.append("d.status = ?")
-                params.append(query.status)
-            elif query.status in RECONCILIATION_OUTCOMES:
-                # The latest outcome per document counts (a re-run of reconcile supersedes older rows).
-                where.append(
-                    "d.document_id IN (SELECT r.document_id FROM reconciliation r WHERE r.outcome = ? "
-                    "AND r.reconciled_at = (SELECT MAX(r2.reconciled_at) FROM reconciliation r2 "
-                    "WHERE r2.document_id = r.document_id))"
-                )
-                params.append(query.status)
-            else:
-                raise StorageError(f"unknown status {query.status!r}")
+            where.append(self._status_clause(query.status, params))
         for column, wanted in (("seller_key", query.seller), ("buyer_key", query.buyer)):
             if wanted:
                 keys = self.fuzzy_keys(column, wanted, query.fuzzy_cutoff)
@@ -379,6 +389,20 @@ class PostgresIndex:
             params.append(int(query.limit))
         return self._dicts(sql, params)
 
+    def _status_clause(self, status: str, params: list[Any]) -> str:
+        if status in DOCUMENT_STATUSES:
+            params.append(status)
+            return "d.status = ?"
+        if status not in RECONCILIATION_OUTCOMES:
+            raise StorageError(f"unknown status {status!r}")
+        params.append(status)
+        # The latest outcome per document counts (a re-run of reconcile supersedes older rows).
+        return (
+            "d.document_id IN (SELECT r.document_id FROM reconciliation r WHERE r.outcome = ? "
+            "AND r.reconciled_at = (SELECT MAX(r2.reconciled_at) FROM reconciliation r2 "
+            "WHERE r2.document_id = r.document_id))"
+        )
+
     def fuzzy_keys(self, column: str, wanted: str, cutoff: float = 80.0) -> list[str]:
         """Distinct name keys in ``column`` close to ``wanted`` (substring or a few characters off).
 
@@ -397,6 +421,323 @@ class PostgresIndex:
                 (column, like_pattern(target), target, target),
             )
         return fuzzy_matches(target, (row[0] for row in rows), cutoff)
+
+    # ---- the reconciliation's tables ------------------------------------------------------------
+
+    @contextmanager
+    def reconciliation_tables(self, write: bool = False) -> Iterator[ReconciliationTables]:
+        """The reconciliation's tables (``pipeline.reconcile.tables``) in one transaction, spoken to in
+        SQLite's dialect as an SQLite index is; ``write``: one writer at a time (an advisory lock, as
+        ``BEGIN IMMEDIATE`` in SQLite), so a re-match's reading of the claims stays true until written."""
+        psycopg = self._psycopg
+        try:
+            db = self._connection()
+            with db.transaction():
+                if write:
+                    db.execute("SELECT pg_advisory_xact_lock(%s)", (_RECONCILE_LOCK,))
+                yield ReconciliationTables(db, psycopg, self.location)
+        except psycopg.Error as exc:
+            raise StorageError(f"index reconciliation failed ({self.location}): {_one_line(exc)}") from exc
+
+    # ---- the web app: search across keys, statistics, reconciliation, batches --------------------
+    # The same answers as SqliteIndex's issue-16 block; read-only.
+
+    def _search_where(self, search: Search) -> tuple[str, list[Any]] | None:
+        """The WHERE clause of a search (``None``: nothing can match)."""
+        where: list[str] = []
+        params: list[Any] = []
+        box = unicodedata.normalize("NFKC", search.q or "").strip()
+        if box:
+            clause = self._box_clause(box, params, search.fuzzy_cutoff)
+            if clause is None:
+                return None
+            where.append(clause)
+        if search.date_from:
+            where.append("d.issue_day >= ?")
+            params.append(search.date_from.isoformat())
+        if search.date_to:
+            where.append("d.issue_day <= ?")
+            params.append(search.date_to.isoformat())
+        if search.amount_min is not None:
+            where.append("d.total_amount_num >= ?")
+            params.append(float(search.amount_min))
+        if search.amount_max is not None:
+            where.append("d.total_amount_num <= ?")
+            params.append(float(search.amount_max))
+        if search.kind:
+            where.append("d.doc_type = ?")
+            params.append(search.kind)
+        if search.needs_review:
+            where.append("d.status = 'needs_review'")
+        if search.status:
+            where.append(self._status_clause(search.status, params))
+        if search.outcome or search.platform_status:
+            clause = self._line_clause(search.outcome, search.platform_status, params)
+            if clause is None:
+                return None
+            where.append(clause)
+        if search.source:
+            where.append("d.source_name LIKE ?")
+            params.append(like_pattern(search.source))
+        if search.batch:
+            start = time.mktime(search.batch.timetuple())
+            where.append("d.ingested_at >= ? AND d.ingested_at < ?")
+            params += [start, start + 86400]
+        return (" WHERE " + " AND ".join(where) if where else ""), params
+
+    def _line_clause(self, outcome: str | None, platform_status: str | None, params: list[Any]) -> str | None:
+        """Documents whose line in the last three-way reconciliation has this outcome (main or
+        additional) and platform status. Without three-way lines a ledger outcome comes from the
+        ``reconciliation`` table, as in an SQLite index reconciled before the lines existed."""
+        if not self._read("SELECT 1 FROM reconciliation_lines LIMIT 1"):
+            if platform_status or outcome not in RECONCILIATION_OUTCOMES:
+                return None
+            return self._status_clause(str(outcome), params)
+        where = ["l.document_id IS NOT NULL"]
+        if outcome:
+            where.append("(l.outcome = ? OR strpos(',' || l.also || ',', ?) > 0)")
+            params += [outcome, f",{outcome},"]
+        if platform_status:
+            where.append("l.platform_status = ?")
+            params.append(platform_status)
+        return (
+            f"d.document_id IN (SELECT l.document_id FROM reconciliation_lines l WHERE {' AND '.join(where)})"
+        )
+
+    def _box_clause(self, box: str, params: list[Any], cutoff: float) -> str | None:
+        """Any key: number, code, taxpayer ID, amount, id prefix, seller/buyer (fuzzy), page text."""
+        options: list[str] = []
+        compact = "".join(box.split())
+        upper = compact.upper()
+        if BOX_DIGITS.match(compact):
+            options += ["d.invoice_number = ?", "d.invoice_code = ?"]
+            params += [compact, compact]
+        if BOX_TAX_ID_LIKE.match(upper):
+            options += ["d.seller_tax_id = ?", "d.buyer_tax_id = ?"]
+            params += [upper, upper]
+        if BOX_HEX_ID.match(compact.lower()):
+            options.append("(d.document_id >= ? AND d.document_id < ?)")
+            params += [compact.lower(), compact.lower() + "g"]
+        amount = amount_number(compact.lstrip("¥￥$€").replace(",", ""))
+        if amount is not None and re.fullmatch(r"[¥￥$€]?[\d,]+(\.\d{1,2})?", compact):
+            options.append("d.total_amount_num BETWEEN ? AND ?")
+            params += [amount - 0.005, amount + 0.005]
+        if BOX_HAS_LETTER.search(box):
+            for column in ("seller_key", "buyer_key"):
+                keys = self.fuzzy_keys(column, box, cutoff)
+                if keys:
+                    options.append(f"d.{column} = ANY(?)")
+                    params.append(keys)
+        # Words of three characters or more, each in the text (the trigram index answers them).
+        long_terms = [term for term in text_terms(box) if len(term) >= 3]
+        if long_terms:
+            options.append("(" + " AND ".join("d.search_text ILIKE ?" for _ in long_terms) + ")")
+            params += [like_pattern(term) for term in long_terms]
+        return "(" + " OR ".join(options) + ")" if options else None
+
+    def search(
+        self,
+        search: Search,
+        columns: Sequence[str],
+        sort: str = "date",
+        descending: bool = True,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of matching documents and how many match in all."""
+        built = self._search_where(search)
+        if built is None:
+            return [], 0
+        where, params = built
+        unknown = set(columns) - DOCUMENT_COLUMNS
+        if unknown:
+            raise ValueError(f"not index columns: {sorted(unknown)}")
+        order = SEARCH_SORTS.get(sort, SEARCH_SORTS["date"])
+        # NULLs first ascending and last descending, as SQLite sorts them; the id breaks ties.
+        direction = "DESC NULLS LAST" if descending else "ASC NULLS FIRST"
+        rows = self._dicts(
+            f"SELECT {', '.join('d.' + c for c in columns)} FROM documents d{where} "
+            f"ORDER BY {order} {direction}, d.document_id {direction.split()[0]} LIMIT ? OFFSET ?",
+            [*params, int(limit), int(offset)],
+        )
+        total = self._read(f"SELECT COUNT(*) FROM documents d{where}", params)[0][0]
+        return rows, int(total)
+
+    def statistics(self, search: Search, top_sellers: int = 20) -> dict[str, list[dict[str, Any]]]:
+        """Counts and amounts per month, seller, tax rate and kind; review/failure/ledger rates per
+        month of ingestion (as ``SqliteIndex.statistics``; unread amounts count as 0)."""
+        built = self._search_where(search)
+        empty: dict[str, list[dict[str, Any]]] = {
+            "months": [],
+            "sellers": [],
+            "rates": [],
+            "kinds": [],
+            "quality": [],
+        }
+        if built is None:
+            return empty
+        where, params = built
+        amount, tax = _number("d.amount_excl_tax"), _number("d.tax_amount")
+        sums = (
+            f"COUNT(*) AS count, ROUND(COALESCE(SUM({amount}), 0)::numeric, 2)::float8 AS amount, "
+            f"ROUND(COALESCE(SUM({tax}), 0)::numeric, 2)::float8 AS tax, "
+            "ROUND(COALESCE(SUM(d.total_amount_num), 0)::numeric, 2)::float8 AS total"
+        )
+        # The effective rate, tax / amount excl. tax, in whole percent (halves away from zero, as SQLite).
+        rate = (
+            f"CASE WHEN {amount} > 0 AND d.tax_amount IS NOT NULL THEN "
+            f"ROUND((100.0 * COALESCE({tax}, 0) / {amount})::numeric)::integer END"
+        )
+        not_in_ledger = (
+            "COUNT(*) FILTER (WHERE d.document_id IN (SELECT r.document_id FROM reconciliation r WHERE "
+            "r.outcome = 'not_in_ledger' AND r.reconciled_at = (SELECT MAX(r2.reconciled_at) FROM "
+            "reconciliation r2 WHERE r2.document_id = r.document_id)))"
+        )
+        combined = (
+            f"SELECT substr(d.issue_day, 1, 7) AS month, d.doc_type AS kind, {rate} AS rate, "
+            f"floor(d.ingested_at / 3600)::bigint AS hour, {sums}, "
+            f"COUNT(*) FILTER (WHERE d.review_state <> 'none') AS reviewed, {not_in_ledger} AS not_in_ledger "
+            f"FROM documents d{where} GROUP BY 1, 2, 3, 4"
+        )
+        sellers = (
+            f"SELECT d.seller_key AS seller_key, {sums} FROM documents d{where} "
+            f"GROUP BY d.seller_key ORDER BY total DESC, count DESC LIMIT {int(top_sellers)}"
+        )
+        rows = self._dicts(combined, params)
+        out = dict(empty)
+        out["sellers"] = self._dicts(sellers, params)
+        failures = (
+            []
+            if where
+            else self._read("SELECT floor(failed_at / 3600)::bigint, COUNT(*) FROM failures GROUP BY 1")
+        )
+        for name, key in (("months", "month"), ("kinds", "kind"), ("rates", "rate")):
+            totals: dict[Any, dict[str, Any]] = {}
+            for row in rows:
+                entry = totals.get(row[key])
+                if entry is None:
+                    entry = totals[row[key]] = {
+                        key: row[key],
+                        "count": 0,
+                        "amount": 0.0,
+                        "tax": 0.0,
+                        "total": 0.0,
+                    }
+                entry["count"] += row["count"]
+                entry["amount"] += row["amount"]
+                entry["tax"] += row["tax"]
+                entry["total"] += row["total"]
+            for entry in totals.values():
+                for column in ("amount", "tax", "total"):
+                    entry[column] = round(entry[column], 2)
+            if name == "kinds":
+                out[name] = sorted(totals.values(), key=lambda e: (-e["count"], e["kind"] or ""))
+            else:
+                out[name] = sorted(
+                    totals.values(), key=lambda e: (e[key] is None, e[key] if e[key] is not None else 0)
+                )
+        out["quality"] = quality_per_month(
+            ((row["hour"], row["count"], row["reviewed"] or 0, row["not_in_ledger"] or 0) for row in rows),
+            ((int(hour), int(n)) for hour, n in failures),
+        )
+        for row in out["rates"]:
+            row["rate"] = f"{row['rate']}%" if row["rate"] is not None else ""
+        keys = [row["seller_key"] for row in out["sellers"] if row["seller_key"]]
+        names = dict(
+            self._read(
+                "SELECT seller_key, MAX(COALESCE(seller_name, vendor_name)) FROM documents "
+                "WHERE seller_key = ANY(?) GROUP BY seller_key",
+                (keys,),
+            )
+        )
+        for row in out["sellers"]:
+            row["seller"] = names.get(row.pop("seller_key"), "") or ""
+        return out
+
+    def reconciliation_of(self, document_id: str) -> dict[str, Any] | None:
+        """The latest reconciliation outcome of one document, with its differences, or None."""
+        rows = self._dicts(
+            f"SELECT {_OUTCOME_COLUMNS} FROM reconciliation WHERE document_id = ? "
+            "ORDER BY reconciled_at DESC, id DESC LIMIT 1",
+            (document_id,),
+        )
+        return _with_differences(rows[0]) if rows else None
+
+    def reconciliation_outcomes(
+        self, outcome: str | None = None, offset: int = 0, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The latest run's outcomes (invoices and lone ledger rows), newest run first."""
+        where, params = "", []
+        if outcome:
+            where, params = " WHERE r.outcome = ?", [outcome]
+        columns = ", ".join(f"r.{name}" for name in _OUTCOME_COLUMNS.split(", "))
+        rows = self._dicts(
+            f"SELECT {columns}, d.source_name, d.invoice_number, d.seller_name, d.total_amount "
+            f"FROM reconciliation r LEFT JOIN documents d ON d.document_id = r.document_id{where} "
+            "ORDER BY r.reconciled_at DESC, r.id LIMIT ? OFFSET ?",
+            [*params, int(limit), int(offset)],
+        )
+        total = self._read(f"SELECT COUNT(*) FROM reconciliation r{where}", params)[0][0]
+        return [_with_differences(row) for row in rows], int(total)
+
+    def ingest_batches(self, limit: int = 30) -> list[dict[str, Any]]:
+        """Documents per local day of ingestion (a batch), newest first, with their states and pages.
+
+        Grouped per quarter hour here and into this machine's local days in Python (SQLite's
+        ``'localtime'``): the server's time zone may differ, and every UTC offset is whole quarters.
+        """
+        quarters = self._read(
+            "SELECT floor(ingested_at / 900)::bigint, COUNT(*), SUM(page_count), "
+            "COUNT(*) FILTER (WHERE status = 'ok'), COUNT(*) FILTER (WHERE status = 'needs_review'), "
+            "COUNT(*) FILTER (WHERE status = 'not_an_invoice'), MIN(ingested_at), MAX(ingested_at) "
+            "FROM documents GROUP BY 1"
+        )
+        days: dict[str, dict[str, Any]] = {}
+        for quarter, documents, pages, ok, review, other, first, last in quarters:
+            day = time.strftime("%Y-%m-%d", time.localtime(int(quarter) * 900))
+            entry = days.setdefault(
+                day,
+                {
+                    "day": day,
+                    "documents": 0,
+                    "pages": 0,
+                    "ok": 0,
+                    "needs_review": 0,
+                    "not_an_invoice": 0,
+                    "first": first,
+                    "last": last,
+                },
+            )
+            entry["documents"] += int(documents)
+            entry["pages"] += int(pages or 0)
+            entry["ok"] += int(ok)
+            entry["needs_review"] += int(review)
+            entry["not_an_invoice"] += int(other)
+            entry["first"] = min(entry["first"], first)
+            entry["last"] = max(entry["last"], last)
+        failed: dict[str, int] = {}
+        for quarter, n in self._read(
+            "SELECT floor(failed_at / 900)::bigint, COUNT(*) FROM failures GROUP BY 1"
+        ):
+            day = time.strftime("%Y-%m-%d", time.localtime(int(quarter) * 900))
+            failed[day] = failed.get(day, 0) + int(n)
+        newest = sorted(days, reverse=True)[: int(limit)]
+        return [{**days[day], "failed": failed.get(day, 0)} for day in newest]
+
+    def recent_documents(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The documents ingested last, newest first."""
+        return self._dicts(
+            "SELECT document_id, source_name, doc_type, status, page_count, ingested_at, result_key "
+            "FROM documents ORDER BY ingested_at DESC LIMIT ?",
+            (int(limit),),
+        )
+
+    def recent_failures(self, limit: int = 50) -> list[dict[str, Any]]:
+        return self._dicts(
+            "SELECT document_id, source_name, error_type, message, failed_at FROM failures "
+            "ORDER BY failed_at DESC LIMIT ?",
+            (int(limit),),
+        )
 
     # ---- hot-folder claims ------------------------------------------------------------------
 
@@ -445,6 +786,94 @@ _FAILURE = (
     "source_name = excluded.source_name, error_type = excluded.error_type, "
     "message = excluded.message, failed_at = excluded.failed_at"
 )
+
+
+_RECONCILE_LOCK = 0x1D0C6  # pg_advisory_xact_lock key: one writer of the reconciliation at a time
+_ROWID = re.compile(r"\browid\b", re.IGNORECASE)
+_INSTR = re.compile(r"\binstr\(", re.IGNORECASE)
+
+
+def _from_sqlite(statement: str) -> str:
+    """SQLite's dialect as the reconciliation writes it, in PostgreSQL's: ``?`` placeholders, the
+    tables' ``rowid`` (their ``id`` here: the order rows were written in) and ``instr``."""
+    statement = _INSTR.sub("strpos(", _ROWID.sub("id", statement))
+    return statement.replace("%", "%%").replace("?", "%s")
+
+
+class ReconciliationRow(tuple):  # type: ignore[type-arg]
+    """A row read by name or position, as ``sqlite3.Row``."""
+
+    names: dict[str, int]
+
+    def __new__(cls, values: Sequence[Any], names: dict[str, int]) -> ReconciliationRow:
+        row = super().__new__(cls, values)
+        row.names = names
+        return row
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self.names[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        # ``id`` stands in for SQLite's rowid, which ``SELECT *`` does not give: nor does it here.
+        return [name for name in self.names if name != "id"]
+
+
+class _Cursor:
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+        description = cursor.description or ()
+        self._names = {column.name: k for k, column in enumerate(description)}
+
+    def fetchone(self) -> ReconciliationRow | None:
+        row = self._cursor.fetchone() if self._names else None
+        return None if row is None else ReconciliationRow(row, self._names)
+
+    def fetchall(self) -> list[ReconciliationRow]:
+        rows = self._cursor.fetchall() if self._names else []
+        return [ReconciliationRow(row, self._names) for row in rows]
+
+    def __iter__(self) -> Iterator[ReconciliationRow]:
+        return iter(self.fetchall())
+
+
+class ReconciliationTables:
+    """``execute``/``executemany`` in SQLite's dialect, inside ``PostgresIndex.reconciliation_tables``'s
+    transaction. The tables are made by the migrations, so their ``CREATE … IF NOT EXISTS`` do nothing."""
+
+    def __init__(self, db: Any, psycopg: Any, location: str) -> None:
+        self._db, self._psycopg, self._location = db, psycopg, location
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> _Cursor:
+        try:
+            return _Cursor(self._db.execute(_from_sqlite(statement), tuple(params)))
+        except self._psycopg.Error as exc:
+            raise StorageError(f"index reconciliation failed ({self._location}): {_one_line(exc)}") from exc
+
+    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+        try:
+            with self._db.cursor() as cursor:
+                cursor.executemany(_from_sqlite(statement), [tuple(row) for row in rows])
+        except self._psycopg.Error as exc:
+            raise StorageError(f"index reconciliation failed ({self._location}): {_one_line(exc)}") from exc
+
+
+_OUTCOME_COLUMNS = "document_id, ledger_row, outcome, score, differences, reason_en, reason_zh, reconciled_at"
+# A decimal amount stored as text, as a number (NULL when it is not one: SQLite's CAST never fails).
+_DECIMAL = "'^-{0,1}[0-9]+([.][0-9]+){0,1}$'"
+
+
+def _number(column: str) -> str:
+    return f"(CASE WHEN {column} ~ {_DECIMAL} THEN {column}::float8 END)"
+
+
+def _with_differences(row: dict[str, Any]) -> dict[str, Any]:
+    try:
+        row["differences"] = json.loads(row.get("differences") or "[]")
+    except ValueError:
+        row["differences"] = []
+    return row
 
 
 _SELLER = _COLUMNS.index("seller_key")

@@ -28,6 +28,10 @@ from typing import Any
 from pipeline.errors import StorageError
 from pipeline.model import InvoiceResult
 from pipeline.store.index import (
+    BOX_DIGITS,
+    BOX_HAS_LETTER,
+    BOX_HEX_ID,
+    BOX_TAX_ID_LIKE,
     CLAIM_STALE_SECONDS,
     DOCUMENT_COLUMNS,
     DOCUMENT_STATUSES,
@@ -45,6 +49,7 @@ from pipeline.store.index import (
     fuzzy_matches,
     like_pattern,
     name_key,
+    quality_per_month,
     search_values,
     selected_columns,
     simple_filters,
@@ -109,13 +114,6 @@ CLAIMS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS claim_owners (owner TEXT PRIMARY KEY, heartbeat REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, claimed_at REAL NOT NULL);
 """
-
-
-# Search (the web app's box): what looks like which key.
-_DIGITS = re.compile(r"^\d{6,20}$")
-_TAX_ID_LIKE = re.compile(r"^[0-9A-Z]{15,20}$")
-_HEX_ID = re.compile(r"^[0-9a-f]{8,64}$")
-_HAS_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 
 
 def _enable_wal(db: sqlite3.Connection, patience: float = 30.0) -> None:
@@ -424,17 +422,10 @@ class SqliteIndex:
             db.execute("DELETE FROM claims WHERE owner = ?", (owner,))
             db.execute("DELETE FROM claim_owners WHERE owner = ?", (owner,))
 
-
-def _fts_tokenizer(db: sqlite3.Connection) -> str:
-    try:
-        db.execute("CREATE VIRTUAL TABLE temp._probe USING fts5(x, tokenize='trigram')")
-        db.execute("DROP TABLE temp._probe")
-        return "trigram"
-    except sqlite3.OperationalError:
-        log.warning(
-            "SQLite %s has no FTS5 trigram tokenizer: text search matches whole words", sqlite3.sqlite_version
-        )
-        return "unicode61"
+    def reconciliation_tables(self, write: bool = False) -> contextlib.AbstractContextManager[Any]:
+        """The reconciliation's tables (``pipeline.reconcile.tables``): a connection in SQLite's
+        dialect; ``write`` makes it one transaction that one writer holds at a time."""
+        return reconciliation_connection(self.path, write)
 
     # ==== issue 16 (web app): search across keys, statistics, reconciliation, batches ============
     # Read-only queries of the web app; each takes a ``Search`` (the box plus the page's filters).
@@ -510,20 +501,20 @@ def _fts_tokenizer(db: sqlite3.Connection) -> str:
         options: list[str] = []
         compact = "".join(box.split())
         upper = compact.upper()
-        if _DIGITS.match(compact):
+        if BOX_DIGITS.match(compact):
             options += ["d.invoice_number = ?", "d.invoice_code = ?"]
             params += [compact, compact]
-        if _TAX_ID_LIKE.match(upper):
+        if BOX_TAX_ID_LIKE.match(upper):
             options += ["d.seller_tax_id = ?", "d.buyer_tax_id = ?"]
             params += [upper, upper]
-        if _HEX_ID.match(compact.lower()):
+        if BOX_HEX_ID.match(compact.lower()):
             options.append("(d.document_id >= ? AND d.document_id < ?)")
             params += [compact.lower(), compact.lower() + "g"]
         amount = amount_number(compact.lstrip("¥￥$€").replace(",", ""))
         if amount is not None and re.fullmatch(r"[¥￥$€]?[\d,]+(\.\d{1,2})?", compact):
             options.append("d.total_amount_num BETWEEN ? AND ?")
             params += [amount - 0.005, amount + 0.005]
-        if _HAS_LETTER.search(box):
+        if BOX_HAS_LETTER.search(box):
             for column in ("seller_key", "buyer_key"):
                 keys = self.fuzzy_keys(column, box, cutoff)
                 if keys:
@@ -653,7 +644,7 @@ def _fts_tokenizer(db: sqlite3.Connection) -> str:
                 out[name] = sorted(
                     totals.values(), key=lambda e: (e[key] is None, e[key] if e[key] is not None else 0)
                 )
-        out["quality"] = _quality_per_month(
+        out["quality"] = quality_per_month(
             ((row["hour"], row["count"], row["reviewed"] or 0, row["not_in_ledger"] or 0) for row in rows),
             failures,
         )
@@ -748,38 +739,42 @@ def _fts_tokenizer(db: sqlite3.Connection) -> str:
     # ==== end of the issue-16 block ==========================================================
 
 
-def _quality_per_month(
-    hours: Iterable[tuple[int, int, int, int]], failures: Iterable[tuple[int, int]]
-) -> list[dict[str, Any]]:
-    """issue 16: (hour of ingestion, documents, reviewed, not in ledger) and (hour, failures) as rates
-    per local month of ingestion."""
-    months: dict[str, dict[str, Any]] = {}
-    names: dict[int, str] = {}
+@contextmanager
+def reconciliation_connection(path: Path, write: bool = False) -> Iterator[sqlite3.Connection]:
+    """A connection of its own to the index file for ``pipeline.reconcile.tables`` (rows as
+    ``sqlite3.Row``). ``write``: one transaction, taken at once (``BEGIN IMMEDIATE``: one writer of
+    the reconciliation at a time), committed at the end, rolled back on an error."""
+    try:
+        db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open the index {path}: {exc}") from exc
+    db.row_factory = sqlite3.Row
+    try:
+        if not write:
+            yield db
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+    finally:
+        db.close()
 
-    def bucket(hour: int) -> dict[str, Any]:
-        month = names.get(hour)
-        if month is None:
-            month = names[hour] = time.strftime("%Y-%m", time.localtime(hour * 3600))
-        return months.setdefault(
-            month, {"month": month, "documents": 0, "reviewed": 0, "not_in_ledger": 0, "failed": 0}
+
+def _fts_tokenizer(db: sqlite3.Connection) -> str:
+    try:
+        db.execute("CREATE VIRTUAL TABLE temp._probe USING fts5(x, tokenize='trigram')")
+        db.execute("DROP TABLE temp._probe")
+        return "trigram"
+    except sqlite3.OperationalError:
+        log.warning(
+            "SQLite %s has no FTS5 trigram tokenizer: text search matches whole words", sqlite3.sqlite_version
         )
-
-    for hour, documents, reviewed, missing in hours:
-        entry = bucket(int(hour))
-        entry["documents"] += documents
-        entry["reviewed"] += reviewed
-        entry["not_in_ledger"] += missing
-    for hour, failed in failures:
-        bucket(int(hour))["failed"] += failed
-    out = []
-    for key in sorted(months):
-        entry = months[key]
-        documents, processed = entry["documents"], entry["documents"] + entry["failed"]
-        entry["review_rate"] = round(entry["reviewed"] / documents, 4) if documents else 0.0
-        entry["failure_rate"] = round(entry["failed"] / processed, 4) if processed else 0.0
-        entry["not_in_ledger_rate"] = round(entry["not_in_ledger"] / documents, 4) if documents else 0.0
-        out.append(entry)
-    return out
+        return "unicode61"
 
 
 def _upsert(db: sqlite3.Connection, entry: IndexEntry) -> None:

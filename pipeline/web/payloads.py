@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import NotFound
@@ -202,7 +201,7 @@ def three_way_of(store: Store, document_id: str, others: list[str]) -> dict[str,
     from pipeline.reconcile.tables import document_lines
     from pipeline.reconcile.threeway import LINE_LABELS
 
-    lines = document_lines(Path(store.index.path), [document_id, *others])
+    lines = document_lines(store.index, [document_id, *others])
     if not lines:
         return None
     line = lines[0]
