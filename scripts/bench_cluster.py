@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -64,6 +66,41 @@ def make_inputs(folder: Path, ocr_pages: int, text_pages: int) -> list[Path]:
     return paths
 
 
+def _descendants_cpu() -> dict[int, tuple[float, float, dict[int, float]]]:
+    """CPU seconds (user, system, per thread) of every process this one started, by pid: the pool's
+    workers, or the cluster's nannies and their workers."""
+    times = {}
+    for process in psutil.Process().children(recursive=True):
+        try:
+            with process.oneshot():
+                cpu = process.cpu_times()
+                threads = {t.id: t.user_time + t.system_time for t in process.threads()}
+                times[process.pid] = (cpu.user, cpu.system, threads)
+        except psutil.Error:
+            continue
+    return times
+
+
+def _cpu_delta(
+    before: dict[int, tuple[float, float, dict[int, float]]],
+    after: dict[int, tuple[float, float, dict[int, float]]],
+) -> tuple[float, float, list[tuple[int, float]], list[float]]:
+    """User and system seconds spent by the processes between two samples, and per process the
+    thread CPU sorted (the busiest thread is the one running the task)."""
+    user = system = 0.0
+    per_process = []
+    threads_sorted: list[float] = []
+    for pid, (u1, s1, threads1) in after.items():
+        u0, s0, threads0 = before.get(pid, (0.0, 0.0, {}))
+        user += u1 - u0
+        system += s1 - s0
+        per_process.append((pid, (u1 - u0) + (s1 - s0)))
+        deltas = sorted((cpu - threads0.get(tid, 0.0) for tid, cpu in threads1.items()), reverse=True)
+        if deltas:
+            threads_sorted.append(deltas[0])
+    return user, system, per_process, threads_sorted
+
+
 def run(mode: str, files: list[Path], folder: Path, workers: int) -> dict[str, Any]:
     store_dir = folder / f"store-{mode}"
     settings = Settings(store=str(store_dir), index=store_dir / "index.sqlite", threads_per_worker=1)
@@ -80,9 +117,12 @@ def run(mode: str, files: list[Path], folder: Path, workers: int) -> dict[str, A
         else:
             runner = Runner(settings, store, workers, isolate=True)
             runner.start(preload_ocr=True)
+        before = _descendants_cpu()
         wall, cpu = time.perf_counter(), time.process_time()
         try:
             feed(runner, files, outcomes.append)
+            # Sampled before the pool's workers stop (their CPU is gone with them).
+            after = _descendants_cpu()
         finally:
             runner.close()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -93,7 +133,12 @@ def run(mode: str, files: list[Path], folder: Path, workers: int) -> dict[str, A
     failed = [o for o in outcomes if o.state == State.FAILED]
     if failed:
         print(f"  {mode}: {len(failed)} failed, e.g. {failed[0].path}: {failed[0].message}")
+    user, system, per_process, busiest = _cpu_delta(before, after)
     return {
+        "processes_user": user,
+        "processes_system": system,
+        "per_process": per_process,
+        "busiest_threads": busiest,
         "wall": wall,
         "client_cpu": cpu,
         "worker_cpu": sum(o.cpu_seconds for o in outcomes),
@@ -124,15 +169,29 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(folder, ignore_errors=True)
     for mode, label in (("local", "local process pool"), ("cluster", "Dask LocalCluster")):
         r = results[mode]
+        pages = max(1, r["pages"])
+        processes = r["processes_user"] + r["processes_system"]
         print(
             f"  {label:<20} wall {r['wall']:7.1f} s  {r['documents'] / r['wall']:5.2f} docs/s  "
-            f"worker CPU {r['worker_cpu']:7.1f} s  client CPU {r['client_cpu']:6.1f} s"
+            f"client CPU {r['client_cpu']:6.1f} s"
+        )
+        print(
+            f"  {'':<20} worker processes CPU {processes:7.1f} s (user {r['processes_user']:.1f}, "
+            f"system {r['processes_system']:.1f}) = {processes / pages:5.2f} s/page; "
+            f"in the tasks {r['worker_cpu'] / pages:5.2f} s/page; "
+            f"busiest thread of each process {sum(r['busiest_threads']) / pages:5.2f} s/page"
+        )
+        print(
+            f"  {'':<20} per process: "
+            + ", ".join(f"{pid} {seconds:.1f} s" for pid, seconds in sorted(r["per_process"]))
         )
     local, cluster = results["local"], results["cluster"]
+
+    def total(r: dict[str, Any]) -> float:
+        return r["processes_user"] + r["processes_system"] + r["client_cpu"]
+
     wall = 100 * (cluster["wall"] / local["wall"] - 1)
-    cpu = 100 * (
-        (cluster["worker_cpu"] + cluster["client_cpu"]) / (local["worker_cpu"] + local["client_cpu"]) - 1
-    )
+    cpu = 100 * (total(cluster) / total(local) - 1)
     for what, value in (("wall time", wall), ("CPU time", cpu)):
         mark = "ok" if value <= TARGET_PERCENT else "OVER"
         print(f"  cluster overhead on {what:<10} {value:+6.1f} %   target <= {TARGET_PERCENT:g} %: {mark}")
