@@ -66,6 +66,12 @@ def make_inputs(folder: Path, ocr_pages: int, text_pages: int) -> list[Path]:
     return paths
 
 
+def _thread_names() -> dict[int, str]:
+    import threading
+
+    return {t.native_id or 0: t.name for t in threading.enumerate()}
+
+
 def _descendants_cpu() -> dict[int, tuple[float, float, dict[int, float]]]:
     """CPU seconds (user, system, per thread) of every process this one started, by pid: the pool's
     workers, or the cluster's nannies and their workers."""
@@ -123,6 +129,10 @@ def run(mode: str, files: list[Path], folder: Path, workers: int) -> dict[str, A
             feed(runner, files, outcomes.append)
             # Sampled before the pool's workers stop (their CPU is gone with them).
             after = _descendants_cpu()
+            names: dict[int, str] = {}
+            if cluster is not None:
+                for found in cluster.client.run(_thread_names).values():
+                    names.update(found)
         finally:
             runner.close()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -134,10 +144,18 @@ def run(mode: str, files: list[Path], folder: Path, workers: int) -> dict[str, A
     if failed:
         print(f"  {mode}: {len(failed)} failed, e.g. {failed[0].path}: {failed[0].message}")
     user, system, per_process, busiest = _cpu_delta(before, after)
+    threads = []
+    for pid, (_, _, threads1) in after.items():
+        threads0 = before.get(pid, (0.0, 0.0, {}))[2]
+        for tid, seconds in threads1.items():
+            delta = seconds - threads0.get(tid, 0.0)
+            if delta >= 0.05:
+                threads.append((pid, names.get(tid, "native" if tid != pid else "main"), delta))
     return {
         "processes_user": user,
         "processes_system": system,
         "per_process": per_process,
+        "threads": threads,
         "busiest_threads": busiest,
         "wall": wall,
         "client_cpu": cpu,
@@ -154,7 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", type=int, default=12, help="OCR pages (default 12)")
     parser.add_argument("--text-layer", type=int, default=0, help="text-layer PDFs as well (default 0)")
     parser.add_argument("--workers", type=int, default=2, help="workers each way, 1 thread each (default 2)")
+    parser.add_argument(
+        "--threads", action="store_true", help="also the CPU of each thread of the worker processes"
+    )
     args = parser.parse_args(argv)
+    show_threads = args.threads
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("distributed").setLevel(logging.ERROR)
     folder = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
@@ -185,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
             f"  {'':<20} per process: "
             + ", ".join(f"{pid} {seconds:.1f} s" for pid, seconds in sorted(r["per_process"]))
         )
+        if show_threads:
+            for pid, name, seconds in sorted(r["threads"]):
+                print(f"  {'':<22} {pid} {name:<40} {seconds:6.2f} s")
     local, cluster = results["local"], results["cluster"]
 
     def total(r: dict[str, Any]) -> float:
