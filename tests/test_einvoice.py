@@ -99,13 +99,20 @@ def test_generated_einvoice_against_golden(path: Path, truth: dict) -> None:
     assert "invoice's data" in result.pages[0].note
 
 
-def test_red_letter_amounts_are_negative_and_consistent() -> None:
-    path = EINVOICE_SAMPLES / "fully_digital_red.ofd"
+@pytest.mark.parametrize("name", ["fully_digital_red.ofd", "vat_e_general_red.xml"])
+def test_red_letter_amounts_are_negative_and_consistent(name: str) -> None:
+    path = EINVOICE_SAMPLES / name
+    truth = json.loads(path.with_suffix(".expected.json").read_text(encoding="utf-8"))
     result = process_document(path.read_bytes(), path.name, SETTINGS).result
     total = result.fields["total_amount"]
     assert total.value.startswith("-") and total.status == FieldStatus.OK
     sum_check = [c for c in result.checks if "sum" in c.rule or "add" in c.rule]
     assert sum_check and all(c.passed for c in sum_check), [c.to_dict() for c in sum_check]
+    # The 大写 keeps its 负: it equals the negative total, so it is not sent to review.
+    words = result.fields["total_amount_words"]
+    assert words.value == truth["fields"]["total_amount_words"] and words.value.startswith("负")
+    assert words.status == FieldStatus.OK, words.reasons
+    assert any(c.rule == "words_equal_total" and c.passed for c in result.checks)
 
 
 def test_red_letter_xml_names_its_blue_invoice_for_reconciliation() -> None:

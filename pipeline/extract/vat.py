@@ -63,7 +63,8 @@ STOP = re.compile(
 )
 
 CAPITAL_CHARS = "零壹贰叁肆伍陆柒捌玖拾佰仟万亿元圆角分整正"
-WORDS_RUN = re.compile(f"[{CAPITAL_CHARS}]{{2,}}")
+# A red-letter invoice prints its 大写 negative: 负壹万… or (负数)壹万… (half- or full-width brackets).
+WORDS_RUN = re.compile(f"(?:[(（]负数[)）]|负数?)?[{CAPITAL_CHARS}]{{2,}}")
 AMOUNT_TOKEN = re.compile(r"¥?-?\d{1,3}(?:,\d{3})+\.\d{2}(?!\d)|¥?-?\d+\.\d{2}(?!\d)")
 # OCR reads a blurred ¥ as a Y now and then; a lone Y before an amount is that.
 YEN_AMOUNT = re.compile(r"(?:¥|(?<![0-9A-Za-z])Y)-?\d[\d,]*\.\d{2}(?!\d)")
