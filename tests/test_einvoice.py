@@ -305,3 +305,18 @@ def test_an_ofd_without_data_is_read_from_its_page_text(case: str) -> None:
         assert (found.value if found else None) == truth["fields"][name], name
         if found is not None and found.value is not None:
             assert found.source == FieldSource.TEXT_LAYER
+
+
+def test_real_ofd_pages_without_their_data_keep_amount_and_tax_apart(eval_dir: Path) -> None:
+    """Read from the page alone, the 合计 amount and tax stay two numbers ("9.91" "1.29", not 911.29)."""
+    wrong = []
+    for label_path in sorted((eval_dir / "ofd").glob("*.json")):
+        label = json.loads(label_path.read_text(encoding="utf-8"))
+        data = without_data((eval_dir / "ofd" / label["files"]["ofd"]).read_bytes())
+        assert load_document(data, SETTINGS)[0].structured is None
+        fields = process_document(data, label_path.name, SETTINGS).result.fields
+        for name in KEY_FIELDS:
+            found = fields.get(name)
+            if (found.value if found else None) != label["fields"][name]:
+                wrong.append((label["id"], name, found.value if found else None, label["fields"][name]))
+    assert wrong == []

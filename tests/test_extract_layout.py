@@ -459,3 +459,14 @@ def test_red_letter_amount_in_words_keeps_its_sign(words: str) -> None:
     check = next(c for c in result.checks if c.rule == "words_equal_total")
     assert check.passed, check.detail
     assert result.fields["total_amount_words"].status == FieldStatus.OK
+
+
+def test_sum_row_amounts_in_separate_cells_are_not_run_together() -> None:
+    """合计 amounts printed without ¥ in their own columns: two numbers, never one read across both."""
+    page = [
+        line(ln.text.removeprefix("¥"), ln.x0, ln.y0) if ln.y0 == 760 and "¥" in ln.text else ln
+        for ln in vat_page()
+    ]
+    values = {name: found.value for name, found in extract_fields(page, FieldSource.OCR, 0.9).fields.items()}
+    assert values["amount_excl_tax"] == "15186.66"
+    assert values["tax_amount"] == "911.20"

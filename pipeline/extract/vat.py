@@ -245,12 +245,40 @@ def _parties(rows: Sequence[Row], lines: Sequence[TextLine], fully_digital: bool
     return found
 
 
+def _separated_tail(row: Row, after: int) -> tuple[str, list[int]]:
+    """The row's text from ``after``, with a space where two of its lines stand apart.
+
+    The row text joins its lines with nothing between them ("9.91" "1.29" -> "9.911.29", read as
+    911.29). Lines further apart than a third of the text height are separate cells (the amount
+    and tax columns), so a number never runs across them; closer runs continue each other.
+    """
+    parts: list[str] = []
+    owners: list[int] = []
+    for index in range(len(row.lines)):
+        start = row.line_start(index)
+        text = row.line_text(index)
+        if start + len(text) <= after:
+            continue
+        if start < after:
+            text = text[after - start :]
+        if parts:
+            previous = row.lines[owners[-1]]
+            line = row.lines[index]
+            if line.x0 - previous.x1 > max(min(previous.height, line.height), 1.0) / 3:
+                parts.append(" ")
+                owners.append(index)
+        parts.append(text)
+        owners.extend([index] * len(text))
+    return "".join(parts), owners
+
+
 def _amounts_in_row(row: Row, after: int) -> list[Hit]:
     hits = []
-    for match in AMOUNT_TOKEN.finditer(row.text, after):
+    tail, owners = _separated_tail(row, after)
+    for match in AMOUNT_TOKEN.finditer(tail):
         value = parse_amount(match.group())
         if value is not None:
-            hits.append(Hit(f"{value:.2f}", (row.lines[row.line_at(match.start())],)))
+            hits.append(Hit(f"{value:.2f}", (row.lines[owners[match.start()]],)))
     if "***" in row.text[after:] or "*" * 3 in row.text[after:].replace(" ", ""):
         hits.append(Hit("0.00", (row.lines[row.line_at(len(row.text) - 1)],)))
     return hits
