@@ -320,3 +320,29 @@ def test_real_ofd_pages_without_their_data_keep_amount_and_tax_apart(eval_dir: P
             if (found.value if found else None) != label["fields"][name]:
                 wrong.append((label["id"], name, found.value if found else None, label["fields"][name]))
     assert wrong == []
+
+
+def test_one_ofd_text_object_placing_two_cells_gives_two_numbers() -> None:
+    """A TextObject whose DeltaX puts "9.91" and "1.29" far apart: never one run "9.911.29"."""
+    from pipeline.extract.vat import extract_vat
+    from pipeline.load.ofd import Glyphs, glyph_lines
+
+    size = 3.175
+
+    def run(text: str, x: float, y: float, step: float) -> list[tuple[str, float, float]]:
+        return [(ch, x + i * step, y) for i, ch in enumerate(text)]
+
+    near = Glyphs(
+        "1", run("9.91", 120, 90, 0.5 * size) + run("1.29", 120 + 3 * size, 90, 0.5 * size), size, (0, 0, 0)
+    )
+    far = Glyphs("2", run("9.91", 120, 100, 0.5 * size) + run("1.29", 180, 100, 0.5 * size), size, (0, 0, 0))
+    label = Glyphs("3", run("合计", 20, 100, size), size, (0, 0, 0))
+    texts = [line.text for line in glyph_lines([near, far, label], 0, 200 / 25.4)]
+    assert "9.91 1.29" in texts  # a word-sized gap: a space
+    assert "9.91" in texts and "1.29" in texts  # far apart: two lines
+    lines = glyph_lines([far, label], 0, 200 / 25.4)
+    found = extract_vat(lines)
+    assert (found["amount_excl_tax"].text, found["tax_amount"].text) == ("9.91", "1.29")
+    one_line = glyph_lines([near, Glyphs("3", run("合计", 20, 90, size), size, (0, 0, 0))], 0, 200 / 25.4)
+    found = extract_vat(one_line)
+    assert (found["amount_excl_tax"].text, found["tax_amount"].text) == ("9.91", "1.29")

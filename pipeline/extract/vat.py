@@ -245,6 +245,25 @@ def _parties(rows: Sequence[Row], lines: Sequence[TextLine], fully_digital: bool
     return found
 
 
+_AMOUNT_END_SPACE = re.compile(r"(?<=\.\d\d)\s+(?=[-¥\d])")
+
+
+def _amount_cells(text: str, skip: int) -> str:
+    """``normalize(text)`` after its first ``skip`` characters, keeping a space that follows an
+    amount's two decimals: "9.91 1.29" in one line is two amounts, not 9.911.29."""
+    marked = normalize(_AMOUNT_END_SPACE.sub("\x00", spaced(text)))  # NUL: not white space
+    out, seen = [], 0
+    for ch in marked:
+        if ch == "\x00":
+            if seen > skip:
+                out.append(" ")
+            continue
+        if seen >= skip:
+            out.append(ch)
+        seen += 1
+    return "".join(out)
+
+
 def _separated_tail(row: Row, after: int) -> tuple[str, list[int]]:
     """The row's text from ``after``, with a space where two of its lines stand apart.
 
@@ -259,8 +278,7 @@ def _separated_tail(row: Row, after: int) -> tuple[str, list[int]]:
         text = row.line_text(index)
         if start + len(text) <= after:
             continue
-        if start < after:
-            text = text[after - start :]
+        text = _amount_cells(row.lines[index].text, max(after - start, 0))
         if parts:
             previous = row.lines[owners[-1]]
             line = row.lines[index]
