@@ -175,8 +175,9 @@ class Field:
     reasons: list[str] = field(default_factory=list)
 
     @classmethod
-    def missing(cls, reason: str | None = None) -> Field:
-        return cls(value=None, reasons=[reason] if reason else [])
+    def missing(cls, reason: str | None = None, source: FieldSource = FieldSource.OCR) -> Field:
+        """No value; ``source`` is where it was looked for (the page's text layer or its OCR)."""
+        return cls(value=None, reasons=[reason] if reason else [], source=source)
 
     def flag(self, reason: str) -> None:
         """Send the field to review, keeping every reason."""

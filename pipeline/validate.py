@@ -645,13 +645,21 @@ def _check_party_ids(run: _Run) -> None:
         run.flag("seller_tax_id", reason)
 
 
+def _page_source(result: InvoiceResult) -> FieldSource:
+    """Where a value was looked for: the text layer when every page had one, else OCR."""
+    pages = result.pages
+    if pages and all(page.text_source == "text_layer" for page in pages):
+        return FieldSource.TEXT_LAYER
+    return FieldSource.OCR
+
+
 def _check_mandatory(run: _Run) -> None:
     for name in _mandatory_fields(run.result.doc_type):
         if run.field(name) is not None:
             continue
         found = run.result.fields.get(name)
         if found is None:
-            run.result.fields[name] = Field.missing(NOT_FOUND)
+            run.result.fields[name] = Field.missing(NOT_FOUND, _page_source(run.result))
         else:
             found.flag(NOT_FOUND)
 

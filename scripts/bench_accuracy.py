@@ -105,7 +105,9 @@ def sroie_date(text: str | None) -> str | None:
     return parsed[0] if parsed else text
 
 
-def load_cases(eval_dir: Path, sets: list[str], pdf_modes: tuple[str, ...]) -> list[Case]:
+def load_cases(
+    eval_dir: Path, sets: list[str], pdf_modes: tuple[str, ...], photos_dir: Path | None = None
+) -> list[Case]:
     """The labelled cases; ``pdf_modes`` holds "text" (PDF text layers) and/or "ocr" (forced OCR).
 
     A PDF is read once per mode; an image is read once. Forced OCR always takes the PDF itself,
@@ -148,7 +150,7 @@ def load_cases(eval_dir: Path, sets: list[str], pdf_modes: tuple[str, ...]) -> l
                 Case(label["id"], "cn_negative", path, "negative", {}, (), "other", force_ocr=only_ocr)
             )
     if "cn_photos" in sets:
-        for label_path in sorted((eval_dir / "cn_photos").glob("cn_*.json")):
+        for label_path in sorted((photos_dir or eval_dir / "cn_photos").glob("cn_*.json")):
             label = json.loads(label_path.read_text(encoding="utf-8"))
             cases.append(
                 Case(
@@ -507,6 +509,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--limit", type=int, default=0, help="only the first N cases per set (smoke runs)")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results")
+    parser.add_argument(
+        "--photos-dir",
+        type=Path,
+        default=None,
+        help="the cn_photos set from another directory, e.g. photos made by "
+        "../shared/tools/make_photos.py with another seed (default: EVAL_DIR/cn_photos)",
+    )
     parser.add_argument("--show-failures", action="store_true", help="print every wrong field")
     parser.add_argument(
         "--ocr-cache",
@@ -522,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
     mode = "ocr" if args.force_ocr else args.pdf_mode
     pdf_modes = {"both": ("text", "ocr"), "text": ("text",), "ocr": ("ocr",)}[mode]
-    cases = load_cases(args.eval_dir, sets, pdf_modes)
+    cases = load_cases(args.eval_dir, sets, pdf_modes, args.photos_dir)
     if args.limit:
         per_set: dict[str, int] = defaultdict(int)
         kept = []

@@ -165,3 +165,18 @@ def test_a_small_real_run_writes_its_report(eval_dir: Path, tmp_path: Path) -> N
     assert report["key_fields"]["cn/all"]["accuracy"] == 1.0
     assert report["key_fields"]["cn/all"]["silent_error_rate"] == 0.0
     assert report["items"]["cn/all"]["items_add_up"] == 2
+
+
+def test_photos_made_with_another_seed_are_read_from_their_own_directory(
+    eval_dir: Path, tmp_path: Path
+) -> None:
+    """--photos-dir: the cn_photos set from a directory make_photos.py wrote (labels beside the JPEGs)."""
+    bench = load_bench()
+    source = json.loads(sorted((eval_dir / "cn_photos").glob("cn_*.json"))[0].read_text(encoding="utf-8"))
+    (tmp_path / "cn_999_mild.json").write_text(
+        json.dumps({**source, "id": "cn_999_mild", "files": {"image": "cn_999_mild.jpg"}}), encoding="utf-8"
+    )
+    cases = bench.load_cases(eval_dir, ["cn_photos"], ("text",), tmp_path)
+    assert [case.path for case in cases] == [tmp_path / "cn_999_mild.jpg"]
+    assert cases[0].modality == source["level"] and cases[0].expected == source["fields"]
+    assert len(bench.load_cases(eval_dir, ["cn_photos"], ("text",))) == 114

@@ -99,13 +99,20 @@ def test_generated_einvoice_against_golden(path: Path, truth: dict) -> None:
     assert "invoice's data" in result.pages[0].note
 
 
-def test_red_letter_amounts_are_negative_and_consistent() -> None:
-    path = EINVOICE_SAMPLES / "fully_digital_red.ofd"
+@pytest.mark.parametrize("name", ["fully_digital_red.ofd", "vat_e_general_red.xml"])
+def test_red_letter_amounts_are_negative_and_consistent(name: str) -> None:
+    path = EINVOICE_SAMPLES / name
+    truth = json.loads(path.with_suffix(".expected.json").read_text(encoding="utf-8"))
     result = process_document(path.read_bytes(), path.name, SETTINGS).result
     total = result.fields["total_amount"]
     assert total.value.startswith("-") and total.status == FieldStatus.OK
     sum_check = [c for c in result.checks if "sum" in c.rule or "add" in c.rule]
     assert sum_check and all(c.passed for c in sum_check), [c.to_dict() for c in sum_check]
+    # The 大写 keeps its 负: it equals the negative total, so it is not sent to review.
+    words = result.fields["total_amount_words"]
+    assert words.value == truth["fields"]["total_amount_words"] and words.value.startswith("负")
+    assert words.status == FieldStatus.OK, words.reasons
+    assert any(c.rule == "words_equal_total" and c.passed for c in result.checks)
 
 
 def test_red_letter_xml_names_its_blue_invoice_for_reconciliation() -> None:
@@ -298,3 +305,44 @@ def test_an_ofd_without_data_is_read_from_its_page_text(case: str) -> None:
         assert (found.value if found else None) == truth["fields"][name], name
         if found is not None and found.value is not None:
             assert found.source == FieldSource.TEXT_LAYER
+
+
+def test_real_ofd_pages_without_their_data_keep_amount_and_tax_apart(eval_dir: Path) -> None:
+    """Read from the page alone, the 合计 amount and tax stay two numbers ("9.91" "1.29", not 911.29)."""
+    wrong = []
+    for label_path in sorted((eval_dir / "ofd").glob("*.json")):
+        label = json.loads(label_path.read_text(encoding="utf-8"))
+        data = without_data((eval_dir / "ofd" / label["files"]["ofd"]).read_bytes())
+        assert load_document(data, SETTINGS)[0].structured is None
+        fields = process_document(data, label_path.name, SETTINGS).result.fields
+        for name in KEY_FIELDS:
+            found = fields.get(name)
+            if (found.value if found else None) != label["fields"][name]:
+                wrong.append((label["id"], name, found.value if found else None, label["fields"][name]))
+    assert wrong == []
+
+
+def test_one_ofd_text_object_placing_two_cells_gives_two_numbers() -> None:
+    """A TextObject whose DeltaX puts "9.91" and "1.29" far apart: never one run "9.911.29"."""
+    from pipeline.extract.vat import extract_vat
+    from pipeline.load.ofd import Glyphs, glyph_lines
+
+    size = 3.175
+
+    def run(text: str, x: float, y: float, step: float) -> list[tuple[str, float, float]]:
+        return [(ch, x + i * step, y) for i, ch in enumerate(text)]
+
+    near = Glyphs(
+        "1", run("9.91", 120, 90, 0.5 * size) + run("1.29", 120 + 3 * size, 90, 0.5 * size), size, (0, 0, 0)
+    )
+    far = Glyphs("2", run("9.91", 120, 100, 0.5 * size) + run("1.29", 180, 100, 0.5 * size), size, (0, 0, 0))
+    label = Glyphs("3", run("合计", 20, 100, size), size, (0, 0, 0))
+    texts = [line.text for line in glyph_lines([near, far, label], 0, 200 / 25.4)]
+    assert "9.91 1.29" in texts  # a word-sized gap: a space
+    assert "9.91" in texts and "1.29" in texts  # far apart: two lines
+    lines = glyph_lines([far, label], 0, 200 / 25.4)
+    found = extract_vat(lines)
+    assert (found["amount_excl_tax"].text, found["tax_amount"].text) == ("9.91", "1.29")
+    one_line = glyph_lines([near, Glyphs("3", run("合计", 20, 90, size), size, (0, 0, 0))], 0, 200 / 25.4)
+    found = extract_vat(one_line)
+    assert (found["amount_excl_tax"].text, found["tax_amount"].text) == ("9.91", "1.29")

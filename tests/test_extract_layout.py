@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+import pytest
+
 from pipeline.extract import extract_fields
 from pipeline.extract.layout import build_rows, normalize
-from pipeline.model import DocType, FieldSource, FieldStatus, TextLine, polygon_from_rect
+from pipeline.fapiao import parse_amount_words
+from pipeline.model import DocType, FieldSource, FieldStatus, InvoiceResult, TextLine, polygon_from_rect
+from pipeline.validate import validate_invoice
 
 
 def line(text: str, x: float, y: float, width: float | None = None, conf: float = 0.99) -> TextLine:
@@ -424,3 +430,43 @@ def test_titles_and_form_fields_are_not_vendor_names() -> None:
     )
     assert vendor_of(page) == "Coolblue B.V."
     assert vendor_of(invoice_page(line("Amazon Web Services Invoice", 600, 40, 500))) == "Amazon Web Services"
+
+
+@pytest.mark.parametrize(
+    "words",
+    ["负壹万陆仟零玖拾柒元捌角陆分", "（负数）壹万陆仟零玖拾柒元捌角陆分", "⊗负数壹万陆仟零玖拾柒元捌角陆分"],
+)
+def test_red_letter_amount_in_words_keeps_its_sign(words: str) -> None:
+    """A red-letter invoice prints negative amounts and a negative 大写: both agree, nothing to review."""
+    page = []
+    for ln in vat_page():
+        text = ln.text
+        if text.startswith("⊗"):
+            text = words
+        elif text.startswith("（小写）"):
+            text = "（小写）¥-16097.86"
+        elif text in ("15186.66", "911.20", "¥15186.66", "¥911.20"):
+            text = text.replace("¥", "¥-") if text.startswith("¥") else "-" + text
+        page.append(line(text, ln.x0, ln.y0, ln.x1 - ln.x0))
+    extraction = extract_fields(page, FieldSource.TEXT_LAYER, 0.9)
+    found = extraction.fields["total_amount_words"]
+    assert found.value is not None and parse_amount_words(found.value) == Decimal("-16097.86")
+    assert extraction.fields["total_amount"].value == "-16097.86"
+    result = InvoiceResult(
+        document_id="x", source_name="x.pdf", doc_type=extraction.doc_type, fields=extraction.fields
+    )
+    validate_invoice(result)
+    check = next(c for c in result.checks if c.rule == "words_equal_total")
+    assert check.passed, check.detail
+    assert result.fields["total_amount_words"].status == FieldStatus.OK
+
+
+def test_sum_row_amounts_in_separate_cells_are_not_run_together() -> None:
+    """合计 amounts printed without ¥ in their own columns: two numbers, never one read across both."""
+    page = [
+        line(ln.text.removeprefix("¥"), ln.x0, ln.y0) if ln.y0 == 760 and "¥" in ln.text else ln
+        for ln in vat_page()
+    ]
+    values = {name: found.value for name, found in extract_fields(page, FieldSource.OCR, 0.9).fields.items()}
+    assert values["amount_excl_tax"] == "15186.66"
+    assert values["tax_amount"] == "911.20"

@@ -35,7 +35,7 @@ from pipeline.fapiao import (
     tax_rate_fraction,
     uscc_check_char,
 )
-from pipeline.model import DocType, DocumentStatus, Field, FieldSource, FieldStatus, InvoiceResult
+from pipeline.model import DocType, DocumentStatus, Field, FieldSource, FieldStatus, InvoiceResult, PageInfo
 from pipeline.validate import NOT_FOUND, validate_invoice
 from tests.conftest import EVAL_DIR
 
@@ -953,3 +953,32 @@ def test_cut_off_ocr_names_go_to_review() -> None:
     exact = make_result(values)
     exact.fields["seller_name"].source = FieldSource.TEXT_LAYER
     assert validate_invoice(exact, today=TODAY).fields["seller_name"].status == FieldStatus.OK
+
+
+@pytest.mark.parametrize(
+    ("text_source", "want"), [("text_layer", FieldSource.TEXT_LAYER), ("ocr", FieldSource.OCR)]
+)
+def test_a_field_not_found_names_where_it_was_looked_for(text_source: str, want: FieldSource) -> None:
+    """A missing field's source is the page's (its text layer or OCR), not always OCR."""
+    values = {k: v for k, v in E_INVOICE.items() if k != "check_code"}
+    result = make_result(values)
+    result.pages = [PageInfo(0, 1700, 1100, text_source)]
+    validate_invoice(result, today=TODAY)
+    found = result.fields["check_code"]
+    assert found.value is None and NOT_FOUND in found.reasons
+    assert found.source == want
+
+
+def test_extraction_gives_missing_fields_the_page_source() -> None:
+    from pipeline.extract import extract_fields
+    from pipeline.model import TextLine, polygon_from_rect
+
+    lines = [
+        TextLine("电子发票（普通发票）", 1.0, polygon_from_rect(600, 60, 1000, 90)),
+        TextLine("发票号码：25447000001115703415", 1.0, polygon_from_rect(1300, 60, 1900, 90)),
+        TextLine("开票日期：2025年09月23日", 1.0, polygon_from_rect(1300, 100, 1900, 130)),
+    ]
+    for source in (FieldSource.TEXT_LAYER, FieldSource.OCR):
+        fields = extract_fields(lines, source, 0.9).fields
+        missing = [name for name, found in fields.items() if found.value is None]
+        assert missing and all(fields[name].source == source for name in missing), source

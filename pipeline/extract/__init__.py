@@ -29,7 +29,7 @@ class Extraction:
 def to_field(hit: Hit | None, source: FieldSource, review_below: float, name: str = "") -> Field:
     """A found value is accepted when its evidence is strong enough, else sent to review."""
     if hit is None:
-        return Field.missing()
+        return Field.missing(source=source)
     value: object = hit.text.split(",") if name in LIST_FIELDS else hit.text
     confidence = hit.confidence
     found = Field(value=value, confidence=confidence, status=FieldStatus.OK, source=source, box=hit.box)

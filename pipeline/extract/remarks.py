@@ -91,7 +91,7 @@ def remarks_field(lines: Sequence[TextLine], source: FieldSource) -> Field:
     a weak read of free text must never send the whole invoice to review."""
     hit = extract_remarks(lines)
     if hit is None:
-        return Field.missing()
+        return Field.missing(source=source)
     note = f"备注 read from the page ({source}); not validated"
     return Field(hit.text, hit.confidence, FieldStatus.OK, FieldSource.DERIVED, hit.box, [note])
 

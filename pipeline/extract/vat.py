@@ -63,7 +63,8 @@ STOP = re.compile(
 )
 
 CAPITAL_CHARS = "零壹贰叁肆伍陆柒捌玖拾佰仟万亿元圆角分整正"
-WORDS_RUN = re.compile(f"[{CAPITAL_CHARS}]{{2,}}")
+# A red-letter invoice prints its 大写 negative: 负壹万… or (负数)壹万… (half- or full-width brackets).
+WORDS_RUN = re.compile(f"(?:[(（]负数[)）]|负数?)?[{CAPITAL_CHARS}]{{2,}}")
 AMOUNT_TOKEN = re.compile(r"¥?-?\d{1,3}(?:,\d{3})+\.\d{2}(?!\d)|¥?-?\d+\.\d{2}(?!\d)")
 # OCR reads a blurred ¥ as a Y now and then; a lone Y before an amount is that.
 YEN_AMOUNT = re.compile(r"(?:¥|(?<![0-9A-Za-z])Y)-?\d[\d,]*\.\d{2}(?!\d)")
@@ -244,12 +245,58 @@ def _parties(rows: Sequence[Row], lines: Sequence[TextLine], fully_digital: bool
     return found
 
 
+_AMOUNT_END_SPACE = re.compile(r"(?<=\.\d\d)\s+(?=[-¥\d])")
+
+
+def _amount_cells(text: str, skip: int) -> str:
+    """``normalize(text)`` after its first ``skip`` characters, keeping a space that follows an
+    amount's two decimals: "9.91 1.29" in one line is two amounts, not 9.911.29."""
+    marked = normalize(_AMOUNT_END_SPACE.sub("\x00", spaced(text)))  # NUL: not white space
+    out, seen = [], 0
+    for ch in marked:
+        if ch == "\x00":
+            if seen > skip:
+                out.append(" ")
+            continue
+        if seen >= skip:
+            out.append(ch)
+        seen += 1
+    return "".join(out)
+
+
+def _separated_tail(row: Row, after: int) -> tuple[str, list[int]]:
+    """The row's text from ``after``, with a space where two of its lines stand apart.
+
+    The row text joins its lines with nothing between them ("9.91" "1.29" -> "9.911.29", read as
+    911.29). Lines further apart than a third of the text height are separate cells (the amount
+    and tax columns), so a number never runs across them; closer runs continue each other.
+    """
+    parts: list[str] = []
+    owners: list[int] = []
+    for index in range(len(row.lines)):
+        start = row.line_start(index)
+        text = row.line_text(index)
+        if start + len(text) <= after:
+            continue
+        text = _amount_cells(row.lines[index].text, max(after - start, 0))
+        if parts:
+            previous = row.lines[owners[-1]]
+            line = row.lines[index]
+            if line.x0 - previous.x1 > max(min(previous.height, line.height), 1.0) / 3:
+                parts.append(" ")
+                owners.append(index)
+        parts.append(text)
+        owners.extend([index] * len(text))
+    return "".join(parts), owners
+
+
 def _amounts_in_row(row: Row, after: int) -> list[Hit]:
     hits = []
-    for match in AMOUNT_TOKEN.finditer(row.text, after):
+    tail, owners = _separated_tail(row, after)
+    for match in AMOUNT_TOKEN.finditer(tail):
         value = parse_amount(match.group())
         if value is not None:
-            hits.append(Hit(f"{value:.2f}", (row.lines[row.line_at(match.start())],)))
+            hits.append(Hit(f"{value:.2f}", (row.lines[owners[match.start()]],)))
     if "***" in row.text[after:] or "*" * 3 in row.text[after:].replace(" ", ""):
         hits.append(Hit("0.00", (row.lines[row.line_at(len(row.text) - 1)],)))
     return hits

@@ -472,9 +472,18 @@ def glyph_lines(glyphs: list[Glyphs], page: int, scale: float) -> list[TextLine]
 
         for ch, x, y in item.chars:
             if run:
-                _, last_x, last_y = run[-1]
-                if abs(y - last_y) > item.size * 0.5 or x < last_x - 0.01 or x - last_x > item.size * 3:
+                last_ch, last_x, last_y = run[-1]
+                # The blank between this glyph and the end of the last one: one text object may place
+                # several cells ("9.91" ... "1.29") by its DeltaX. Far apart: separate lines; a
+                # word-sized gap between Latin characters: a space, so that numbers never run together
+                # ("9.911.29"; letter-spaced CJK labels need none).
+                gap = x - (last_x + char_advance(last_ch, item.size))
+                if abs(y - last_y) > item.size * 0.5 or x < last_x - 0.01 or gap > item.size * 1.5:
                     flush()
+                elif (
+                    gap > item.size * 0.6 and last_ch.isascii() and ch.isascii() and " " not in (ch, last_ch)
+                ):
+                    run.append((" ", last_x + char_advance(last_ch, item.size), last_y))
             run.append((ch, x, y))
         flush()
     lines.sort(key=lambda line: (round(line.y0 / max(line.height, 1.0)), line.x0))
