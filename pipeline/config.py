@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 EngineName = Literal["onnx", "paddle"]
+Orientation = Literal["detect", "retry"]
 
 DEFAULT_STORE = "./invoice-store"
 
@@ -90,6 +91,15 @@ class Settings(BaseModel):
     ocr_max_side: int = Field(2400, ge=640)
     review_below: float = Field(0.90, ge=0.0, le=1.0)
     threads_per_worker: int = Field(1, ge=1)
+    # ---- OCR engine speed levers (each keeps field accuracy on ../shared/eval; scripts/bench.py)
+    # Detection runs on a copy of the page with this long side (its short side never below
+    # 736 px); lines are still read from the full-resolution page. 0: the engine's own size.
+    ocr_det_max_side: int = Field(1280, ge=0)
+    # Read each line at its own width instead of batches padded to the widest line (>= 320 px).
+    ocr_rec_own_width: bool = True
+    # "detect": decide a page's quadrant turn once, from the detection boxes and the angle
+    # classifier on a few lines; "retry": re-read the whole page per guess (the old way).
+    ocr_orientation: Orientation = "detect"
 
     @field_validator("store")
     @classmethod

@@ -84,6 +84,7 @@ class Outcome:
     worker: int = 0
     worker_peak_mb: float = 0.0
     cpu_seconds: float = 0.0  # CPU time of the worker process on this document
+    stages: dict[str, float] = field(default_factory=dict)  # CPU seconds per stage (process.STAGES, store)
 
 
 @dataclass
@@ -100,6 +101,7 @@ class WorkResult:
     worker: int = 0
     worker_peak_mb: float = 0.0
     cpu_seconds: float = 0.0  # CPU time of the worker process on this document
+    stages: dict[str, float] = field(default_factory=dict)  # CPU seconds per stage (process.STAGES)
 
 
 @dataclass
@@ -255,6 +257,7 @@ def work(path: str, data: bytes, name: str, settings: Settings) -> WorkResult:
         worker=os.getpid(),
         worker_peak_mb=_peak_mb(),
         cpu_seconds=time.process_time() - cpu_started,
+        stages=processed.stages,
     )
 
 
@@ -403,6 +406,7 @@ def save_result(result: WorkResult, data: bytes, name: str, store: Store) -> Out
             **common,
         )
     invoice = InvoiceResult.from_dict(result.result)
+    store_started = time.thread_time()  # this saving thread only: others save meanwhile
     try:
         created = store.save(data, name, invoice, result.page_pngs)
     except StorageError as exc:
@@ -422,6 +426,7 @@ def save_result(result: WorkResult, data: bytes, name: str, store: Store) -> Out
         doc_type=str(invoice.doc_type),
         pages=len(invoice.pages),
         message="" if created else "already stored (saved by another process meanwhile)",
+        stages={**result.stages, "store": time.thread_time() - store_started},
         **common,
     )
 
