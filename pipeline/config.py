@@ -92,9 +92,11 @@ class Settings(BaseModel):
     review_below: float = Field(0.90, ge=0.0, le=1.0)
     threads_per_worker: int = Field(1, ge=1)
     # ---- OCR engine speed levers (each keeps field accuracy on ../shared/eval; scripts/bench.py)
-    # Detection runs on a copy of the page with this long side (its short side never below
-    # 736 px); lines are still read from the full-resolution page. 0: the engine's own size.
-    ocr_det_max_side: int = Field(1280, ge=0)
+    # Detection on a copy of the page with this long side (its short side never below 736 px);
+    # lines are still read from the full-resolution page. 0 (default): the engine's own size
+    # (RapidOCR: up to 2000 px). 1280 halves detection time on 200-dpi pages but lost fields
+    # on harsh phone photos and receipts (docs/ocr-speed.md).
+    ocr_det_max_side: int = Field(0, ge=0)
     # Read each line at its own width instead of batches padded to the widest line (>= 320 px).
     ocr_rec_own_width: bool = True
     # "detect": decide a page's quadrant turn once, from the detection boxes and the angle

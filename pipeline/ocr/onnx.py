@@ -55,7 +55,7 @@ CLS_THRESH = 0.9  # Cls.cls_thresh: a "180" vote needs this confidence
 @dataclass(frozen=True)
 class OnnxOptions:
     threads: int = 1
-    det_max_side: int = 1280  # 0: RapidOCR's own detection size (up to 2000 px)
+    det_max_side: int = 0  # 0: RapidOCR's own detection size (up to 2000 px)
     rec_own_width: bool = True  # False: RapidOCR's padded batches (>= 320 px)
     orientation: str = "detect"  # "detect": decide once from the boxes; "retry": re-read per guess
 
