@@ -45,6 +45,9 @@ DET_MIN_SHORT_SIDE = 736  # Det.limit_side_len with limit_type "min": small page
 TEXT_SCORE = 0.5  # Global.text_score: lines read with less confidence are dropped
 REC_HEIGHT = 48  # Rec.rec_img_shape
 REC_WIDTH_STEP = 8  # the recogniser downsamples the width by 8: pad to a multiple of it
+# Short crops (``***``, one digit) are padded to this width: read bare, symbols merge
+# (``* *``); 160 px still costs half of RapidOCR's 320-px floor.
+REC_MIN_WIDTH = 160
 
 # Orientation: lines at least this elongated tell which way the text runs.
 ELONGATED = 2.0
@@ -116,7 +119,7 @@ class _RapidParts:
         height, width = crop.shape[:2]
         ratio = width / float(max(height, 1))
         resized_w = max(1, math.ceil(REC_HEIGHT * ratio))
-        padded_w = max(REC_WIDTH_STEP, -(-resized_w // REC_WIDTH_STEP) * REC_WIDTH_STEP)
+        padded_w = max(REC_MIN_WIDTH, -(-resized_w // REC_WIDTH_STEP) * REC_WIDTH_STEP)
         resized = cv2.resize(crop, (resized_w, REC_HEIGHT)).astype(np.float32)
         tensor = np.zeros((1, 3, REC_HEIGHT, padded_w), np.float32)
         tensor[0, :, :, :resized_w] = (resized.transpose(2, 0, 1) / 255.0 - 0.5) / 0.5
