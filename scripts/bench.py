@@ -69,7 +69,7 @@ def _bare_engine(engine: str) -> Any:
             ocr = RapidOCR(
                 params={
                     "Global.use_cls": False,
-                    "Global.log_level": "warning",
+                    "Global.log_level": "error",  # not the warm-up's "no text found" warning
                     "EngineConfig.onnxruntime.intra_op_num_threads": 1,
                     "EngineConfig.onnxruntime.inter_op_num_threads": 1,
                 }
