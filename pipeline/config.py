@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 EngineName = Literal["onnx", "paddle"]
+Orientation = Literal["detect", "retry"]
 
 DEFAULT_STORE = "./invoice-store"
 
@@ -111,6 +112,19 @@ class Settings(BaseModel):
     @classmethod
     def _index_path_or_url(cls, value: str | Path | None) -> Path | str | None:
         return _index_location(value)
+
+    # ---- OCR engine speed levers (each keeps field accuracy on ../shared/eval; scripts/bench.py)
+    # Detection on a copy of the page with this long side (its short side never below 736 px);
+    # lines are still read from the full-resolution page. 0 (default): the engine's own size
+    # (RapidOCR: up to 2000 px). 1280 halves detection time on 200-dpi pages but lost fields
+    # on harsh phone photos and receipts (docs/OCR_SPEED.md).
+    ocr_det_max_side: int = Field(0, ge=0)
+    # Read each line at its own width instead of batches padded to the widest line (>= 320 px).
+    # Off by default: it cost accuracy on receipts and forced-OCR item lines (docs/OCR_SPEED.md).
+    ocr_rec_own_width: bool = False
+    # "detect": decide a page's quadrant turn once, from the detection boxes and the angle
+    # classifier on a few lines; "retry": re-read the whole page per guess (the old way).
+    ocr_orientation: Orientation = "detect"
 
     @field_validator("store")
     @classmethod

@@ -96,6 +96,7 @@ class Outcome:
     cpu_seconds: float = 0.0  # CPU time of the worker process on this document
     ocr_seconds: tuple[float, ...] = ()  # seconds of each page that was OCRed (metrics)
     same_invoice: str = ""  # other files of this invoice already stored (pipeline.store.invoices)
+    stages: dict[str, float] = field(default_factory=dict)  # CPU seconds per stage (process.STAGES, store)
 
 
 @dataclass
@@ -114,6 +115,7 @@ class WorkResult:
     cpu_seconds: float = 0.0  # CPU time of the worker process on this document
     # Set by a cluster worker that wrote the pages and result.json itself: the client only indexes.
     written: Written | None = None
+    stages: dict[str, float] = field(default_factory=dict)  # CPU seconds per stage (process.STAGES)
 
 
 @dataclass
@@ -310,6 +312,7 @@ def work(path: str, data: bytes, name: str, settings: Settings) -> WorkResult:
         worker=os.getpid(),
         worker_peak_mb=_peak_mb(),
         cpu_seconds=time.process_time() - cpu_started,
+        stages=processed.stages,
     )
 
 
@@ -469,6 +472,7 @@ def save_result(result: WorkResult, data: bytes, name: str, store: Store) -> Out
             **common,
         )
     invoice = InvoiceResult.from_dict(result.result)
+    store_started = time.thread_time()  # this saving thread only: others save meanwhile
     try:
         if result.written is not None:
             store.index_written(invoice, result.written)
@@ -494,6 +498,7 @@ def save_result(result: WorkResult, data: bytes, name: str, store: Store) -> Out
         message="" if created else "already stored (saved by another process meanwhile)",
         ocr_seconds=tuple(page.seconds for page in invoice.pages if page.text_source == "ocr"),
         same_invoice=_same_invoice(store, invoice) if created else "",
+        stages={**result.stages, "store": time.thread_time() - store_started},
         **common,
     )
 

@@ -12,7 +12,9 @@ import re
 import struct
 import time
 import zlib
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -22,9 +24,9 @@ from pipeline.errors import ImageUnreadable, NotAnInvoice
 from pipeline.extract import extract_fields
 from pipeline.extract.qr import find_invoice_qr
 from pipeline.load import load_document
-from pipeline.model import DocType, FieldSource, InvoiceResult, OcrPage, PageInfo, TextLine
-from pipeline.ocr import OcrEngine, get_engine
-from pipeline.preprocess import prepare_page, rotate_quadrant
+from pipeline.model import DocType, FieldSource, InvoiceResult, PageInfo, TextLine
+from pipeline.ocr import get_engine
+from pipeline.preprocess import prepare_page
 from pipeline.structured import merge_structured
 from pipeline.validate import validate_invoice
 
@@ -39,51 +41,31 @@ class PageImage:
     png: bytes
 
 
+# The stage table of ``make bench``, in pipeline order; OCR engines add their own stages.
+STAGES = ("load", "preprocess", "detection", "orientation", "recognition", "qr", "png", "extract", "validate")
+
+
 @dataclass
 class Processed:
     result: InvoiceResult
     page_images: list[PageImage]
     seconds: float
+    # CPU seconds per stage (STAGES) for this document, summed over its pages.
+    stages: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def _timed(stages: dict[str, float], name: str) -> Iterator[None]:
+    # CPU seconds of this process: on a shared machine they vary far less than wall time.
+    started = time.process_time()
+    try:
+        yield
+    finally:
+        stages[name] = stages.get(name, 0.0) + time.process_time() - started
 
 
 def content_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def text_score(lines: list[TextLine]) -> float:
-    """How much confidently read text a page gave: used to pick the upright orientation."""
-    return sum(line.confidence**2 * len(MEANINGFUL.findall(line.text)) for line in lines)
-
-
-def looks_upright(lines: list[TextLine]) -> bool:
-    """Most lines wide rather than tall, and read with confidence."""
-    long_lines = [line for line in lines if len(line.text) >= 3]
-    if len(long_lines) < 5:
-        return False
-    wide = sum(1 for line in long_lines if (line.x1 - line.x0) >= line.height)
-    confident = sum(1 for line in long_lines if line.confidence >= 0.85)
-    return wide >= 0.8 * len(long_lines) and confident >= 0.7 * len(long_lines)
-
-
-def ocr_upright(image: np.ndarray, engine: OcrEngine, page: int) -> tuple[np.ndarray, OcrPage, int]:
-    """OCR the page, turning it by 90/180/270 degrees when it does not read upright."""
-    first = engine.recognize(image, page)
-    if looks_upright(first.lines):
-        return image, first, 0
-    best = (text_score(first.lines), image, first, 0)
-    tall = sum(1 for line in first.lines if line.height > (line.x1 - line.x0))
-    order = (90, 270, 180) if tall > len(first.lines) / 3 else (180, 90, 270)
-    for angle in order:
-        turned = rotate_quadrant(image, angle)
-        attempt = engine.recognize(turned, page)
-        score = text_score(attempt.lines)
-        if score > best[0]:
-            best = (score, turned, attempt, angle)
-        if looks_upright(attempt.lines):
-            break
-    _, chosen, ocr, angle = best
-    seconds = ocr.seconds + first.seconds
-    return chosen, OcrPage(lines=ocr.lines, engine=ocr.engine, seconds=seconds), angle
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -118,8 +100,10 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 def process_document(data: bytes, source_name: str, settings: Settings) -> Processed:
     """Run every stage on one document; raises ``InputError`` subclasses for bad input."""
     started = time.perf_counter()
+    stages: dict[str, float] = {}
     document_id = content_id(data)
-    pages = load_document(data, settings)
+    with _timed(stages, "load"):
+        pages = load_document(data, settings)
     lines: list[TextLine] = []
     infos: list[PageInfo] = []
     images: list[PageImage] = []
@@ -134,27 +118,31 @@ def process_document(data: bytes, source_name: str, settings: Settings) -> Proce
             engine = get_engine(settings)
             engine_name = engine.version()
             used_ocr = True
-            prepared = prepare_page(page.image, settings.ocr_max_side)
-            image, ocr, angle = ocr_upright(prepared.image, engine, page.index)
+            with _timed(stages, "preprocess"):
+                prepared = prepare_page(page.image, settings.ocr_max_side)
+            image, ocr, angle = engine.read_upright(prepared.image, page.index, stages)
             steps = prepared.steps + ([f"rotate {angle}"] if angle else [])
             page_lines, source = ocr.lines, "ocr"
             note = "; ".join(filter(None, [page.note, ", ".join(steps)]))
         if qr_payload is None and not page.drawn_from_data:
-            qr_payload = find_invoice_qr(image, sharp=source == "text_layer")
+            with _timed(stages, "qr"):
+                qr_payload = find_invoice_qr(image, sharp=source == "text_layer")
         lines.extend(page_lines)
         height, width = image.shape[:2]
         infos.append(PageInfo(page.index, width, height, source, time.perf_counter() - page_started, note))
-        images.append(PageImage(page.index, encode_png(image)))
+        with _timed(stages, "png"):
+            images.append(PageImage(page.index, encode_png(image)))
     if sum(len(MEANINGFUL.findall(line.text)) for line in lines) < 10:
         raise NotAnInvoice("no readable text found: not an invoice, or the image is blank or unreadable")
     source = FieldSource.OCR if used_ocr else FieldSource.TEXT_LAYER
-    extraction = extract_fields(lines, source, settings.review_below)
-    structured = next((page.structured for page in pages if page.structured is not None), None)
-    if structured is not None:  # an OFD or XML e-invoice: its own data first (pipeline.structured)
-        extraction = merge_structured(extraction, structured, lines, settings.review_below)
-        infos[0].note = "; ".join(
-            filter(None, [infos[0].note, f"fields from the invoice's data: {structured.origin}"])
-        )
+    with _timed(stages, "extract"):
+        extraction = extract_fields(lines, source, settings.review_below)
+        structured = next((page.structured for page in pages if page.structured is not None), None)
+        if structured is not None:  # an OFD or XML e-invoice: its own data first (pipeline.structured)
+            extraction = merge_structured(extraction, structured, lines, settings.review_below)
+            infos[0].note = "; ".join(
+                filter(None, [infos[0].note, f"fields from the invoice's data: {structured.origin}"])
+            )
     result = InvoiceResult(
         document_id=document_id,
         source_name=source_name,
@@ -170,5 +158,6 @@ def process_document(data: bytes, source_name: str, settings: Settings) -> Proce
         result.warnings.append(
             "not a VAT invoice or an invoice this pipeline recognises: no fields extracted"
         )
-    validate_invoice(result, review_below=settings.review_below)
-    return Processed(result=result, page_images=images, seconds=time.perf_counter() - started)
+    with _timed(stages, "validate"):
+        validate_invoice(result, review_below=settings.review_below)
+    return Processed(result=result, page_images=images, seconds=time.perf_counter() - started, stages=stages)

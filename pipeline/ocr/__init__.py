@@ -16,9 +16,9 @@ ENGINE_NAMES = ("onnx", "paddle")
 
 def create_engine(settings: Settings) -> OcrEngine:
     if settings.engine == "onnx":
-        from pipeline.ocr.onnx import OnnxEngine
+        from pipeline.ocr.onnx import OnnxEngine, options_from
 
-        return OnnxEngine(threads=settings.threads_per_worker)
+        return OnnxEngine(options=options_from(settings))
     if settings.engine == "paddle":
         from pipeline.ocr.paddle import PaddleEngine
 

@@ -6,11 +6,21 @@ Nothing outside ``pipeline/ocr/`` sees PaddleOCR or RapidOCR types.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import MutableMapping
 
 import cv2
 import numpy as np
 
 from pipeline.model import OcrPage, TextLine
+
+# Seconds per OCR stage ("detection", "recognition", "orientation"), added to by an engine
+# when the caller passes one in; ``process_document`` shows them in the stage table.
+Timings = MutableMapping[str, float]
+
+
+def add_time(timings: Timings | None, stage: str, seconds: float) -> None:
+    if timings is not None:
+        timings[stage] = timings.get(stage, 0.0) + seconds
 
 
 class OcrEngine(ABC):
@@ -23,8 +33,21 @@ class OcrEngine(ABC):
         """Library and model versions, recorded in every result."""
 
     @abstractmethod
-    def recognize(self, image: np.ndarray, page: int = 0) -> OcrPage:
+    def recognize(self, image: np.ndarray, page: int = 0, timings: Timings | None = None) -> OcrPage:
         """Return the text lines of ``image`` with polygons in its pixel coordinates."""
+
+    def read_upright(
+        self, image: np.ndarray, page: int = 0, timings: Timings | None = None
+    ) -> tuple[np.ndarray, OcrPage, int]:
+        """Turn the page upright (0/90/180/270 degrees counter-clockwise) and read it.
+
+        Returns the turned image, its lines (in the turned image's coordinates) and the angle.
+        This default re-reads the whole page per guess; engines that can decide from the
+        detection boxes override it.
+        """
+        from pipeline.ocr.orientation import read_upright_by_retry
+
+        return read_upright_by_retry(self, image, page, timings)
 
     def warm_up(self) -> None:
         """Run once on a tiny image so model loading happens at start, not on the first invoice."""

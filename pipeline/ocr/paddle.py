@@ -33,7 +33,7 @@ from pipeline.models import (
     models_missing,
     source_available,
 )
-from pipeline.ocr.base import OcrEngine, lines_from_arrays
+from pipeline.ocr.base import OcrEngine, Timings, add_time, lines_from_arrays
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ class PaddleEngine(OcrEngine):
     def version(self) -> str:
         return self._version
 
-    def recognize(self, image: np.ndarray, page: int = 0) -> OcrPage:
+    def recognize(self, image: np.ndarray, page: int = 0, timings: Timings | None = None) -> OcrPage:
         bgr = _as_bgr(image)
         height, width = bgr.shape[:2]
         start = time.perf_counter()
@@ -253,7 +253,9 @@ class PaddleEngine(OcrEngine):
         lines: list[TextLine] = []
         for result in results:
             lines.extend(lines_from_result(result, page, width, height))
-        return OcrPage(lines=lines, engine=self.name, seconds=time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        add_time(timings, "ocr (det+rec)", seconds)
+        return OcrPage(lines=lines, engine=self.name, seconds=seconds)
 
 
 __all__ = ["MKLDNN_ENV", "PaddleEngine", "import_paddleocr", "lines_from_result"]
