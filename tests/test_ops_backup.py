@@ -42,7 +42,7 @@ def make_store(tmp_path: Path) -> Path:
 
 
 def query(store: str, capsys: pytest.CaptureFixture[str], *extra: str) -> list[Any]:
-    assert main(["query", "--store", store, "--format", "json", *extra]) == 0
+    assert main(["query", "--store", store, "--format", "json", "--every-document", *extra]) == 0
     return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
 
 

@@ -64,7 +64,7 @@ def test_a_full_disk_fails_the_file_clearly_and_a_rerun_completes(
     assert re.search(r"^failed\s+2$", captured.out, re.M), captured.out
     assert not list(store.rglob("result.json"))  # no record was committed
     assert not list(store.rglob(".tmp-*"))  # no half-written object left behind
-    assert main(["query", *common[:4], "--format", "json"]) == 0
+    assert main(["query", *common[:4], "--format", "json", "--every-document"]) == 0
     assert json.loads(capsys.readouterr().out) == []  # nothing half-written is indexed
     assert main(["verify", *common[:4], "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -73,7 +73,7 @@ def test_a_full_disk_fails_the_file_clearly_and_a_rerun_completes(
     filler.unlink()
     assert main(["ingest", str(inputs), *common]) == 0
     capsys.readouterr()
-    assert main(["query", *common[:4], "--format", "json"]) == 0
+    assert main(["query", *common[:4], "--format", "json", "--every-document"]) == 0
     stored = json.loads(capsys.readouterr().out)
     assert sorted(row["source_name"] for row in stored) == ["e-invoice 0.pdf", "e-invoice 1.pdf"]
     assert main(["verify", "--deep", *common[:4], "--json"]) == 0
