@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.config import Settings
-from pipeline.errors import ConfigError, MissingDependency, PipelineError, StorageError
+from pipeline.errors import ClusterError, ConfigError, MissingDependency, PipelineError, StorageError
 from pipeline.ingest import Job, WorkResult, work
 from pipeline.lifeline import die_with_parent
 from pipeline.model import InvoiceResult
@@ -45,10 +45,6 @@ log = logging.getLogger(__name__)
 
 LOCAL = re.compile(r"^local(?::(\d+))?$")
 CONNECT_SECONDS = 20.0
-
-
-class ClusterError(PipelineError):
-    """The Dask cluster cannot be reached, or was lost during the run."""
 
 
 def parse_cluster(spec: str) -> tuple[str, int]:

@@ -73,6 +73,12 @@ class ConfigError(PipelineError):
     exit_code = ExitCode.BAD_ARGS
 
 
+class ClusterError(PipelineError):
+    """The Dask cluster cannot be reached, or was lost during the run (``invoices ingest --cluster``)."""
+
+    exit_code = ExitCode.OTHER
+
+
 class StorageError(PipelineError):
     exit_code = ExitCode.STORAGE
 
