@@ -783,6 +783,13 @@ class Runner:
             for process in list(getattr(executor, "_processes", {}).values()):
                 with contextlib.suppress(Exception):
                     process.kill()
+            # The pool's feeder thread may be blocked writing a queued document's bytes into the pipe
+            # the killed workers no longer read: shutdown would wait on that thread for ever (a batch
+            # interrupted with Ctrl-C under load hung this way). The queued documents are dropped anyway.
+            call_queue = getattr(executor, "_call_queue", None)
+            if call_queue is not None:
+                with contextlib.suppress(Exception):
+                    call_queue.cancel_join_thread()
         executor.shutdown(wait=True, cancel_futures=True)
         if kill:
             # A worker killed in the middle of a log call can leave the queue's lock taken: the next
