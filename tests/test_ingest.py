@@ -250,4 +250,3 @@ def test_an_interrupted_batch_rerun_processes_only_what_is_missing(tmp_path: Pat
     assert re.search(rf"stored\s+{len(inputs) - len(done_first)}\n", out), out
     assert sorted(indexed_ids(store_dir)) == sorted(sha256(data) for data in inputs.values())
     assert len(list(store_dir.glob("documents/*/*/original"))) == len(inputs)
-
