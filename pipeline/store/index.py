@@ -19,7 +19,7 @@ import json
 import re
 import time
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
@@ -212,6 +212,77 @@ class Search:
     fuzzy_cutoff: float = 80.0
 
 
+def range_filters(
+    date_from: date | None,
+    date_to: date | None,
+    amount_min: float | None,
+    amount_max: float | None,
+    where: list[str],
+    params: list[Any],
+) -> None:
+    """The issue-date and total-amount ranges (of ``Query`` and ``Search`` alike)."""
+    if date_from:
+        where.append("d.issue_day >= ?")
+        params.append(date_from.isoformat())
+    if date_to:
+        where.append("d.issue_day <= ?")
+        params.append(date_to.isoformat())
+    if amount_min is not None:
+        where.append("d.total_amount_num >= ?")
+        params.append(float(amount_min))
+    if amount_max is not None:
+        where.append("d.total_amount_num <= ?")
+        params.append(float(amount_max))
+
+
+# A search filter a backend phrases in its own SQL: (value or values, params to append to) -> clause,
+# or None when nothing can match.
+ClauseBuilder = Callable[..., "str | None"]
+
+
+def search_where(
+    search: Search,
+    box_clause: ClauseBuilder,
+    status_clause: ClauseBuilder,
+    line_clause: ClauseBuilder,
+    source_clause: ClauseBuilder,
+) -> tuple[str, list[Any]] | None:
+    """The WHERE clause of a search (``None``: nothing can match), in ``?`` placeholders. The plain
+    filters are the same on every backend; the box, status, reconciliation and file-name clauses are
+    the backend's own."""
+    where: list[str] = []
+    params: list[Any] = []
+
+    def add(clause: str | None) -> bool:
+        if clause is None:
+            return False
+        where.append(clause)
+        return True
+
+    box = unicodedata.normalize("NFKC", search.q or "").strip()
+    if box and not add(box_clause(box, params, search.fuzzy_cutoff)):
+        return None
+    range_filters(search.date_from, search.date_to, search.amount_min, search.amount_max, where, params)
+    if search.kind:
+        where.append("d.doc_type = ?")
+        params.append(search.kind)
+    if search.needs_review:
+        where.append("d.status = 'needs_review'")
+    if search.status and not add(status_clause(search.status, params)):
+        return None
+    if (search.outcome or search.platform_status) and not add(
+        line_clause(search.outcome, search.platform_status, params)
+    ):
+        return None
+    if search.source:
+        add(source_clause(search.source, params))
+    if search.batch:
+        start = time.mktime(search.batch.timetuple())
+        where.append("d.ingested_at >= ? AND d.ingested_at < ?")
+        params += [start, start + 86400]
+    return (" WHERE " + " AND ".join(where) if where else ""), params
+
+
 def simple_filters(query: Query) -> tuple[list[str], list[Any]]:
     """The filters both backends write the same way (``?`` placeholders, documents as ``d``)."""
     where: list[str] = []
@@ -222,18 +293,7 @@ def simple_filters(query: Query) -> tuple[list[str], list[Any]]:
     if query.code:
         where.append("d.invoice_code = ?")
         params.append(query.code.strip())
-    if query.date_from:
-        where.append("d.issue_day >= ?")
-        params.append(query.date_from.isoformat())
-    if query.date_to:
-        where.append("d.issue_day <= ?")
-        params.append(query.date_to.isoformat())
-    if query.amount_min is not None:
-        where.append("d.total_amount_num >= ?")
-        params.append(float(query.amount_min))
-    if query.amount_max is not None:
-        where.append("d.total_amount_num <= ?")
-        params.append(float(query.amount_max))
+    range_filters(query.date_from, query.date_to, query.amount_min, query.amount_max, where, params)
     if query.tax_id:
         tax_id = normalize_tax_id(query.tax_id)
         where.append("(d.seller_tax_id = ? OR d.buyer_tax_id = ?)")

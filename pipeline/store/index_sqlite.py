@@ -19,7 +19,6 @@ import logging
 import re
 import sqlite3
 import time
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,6 +50,7 @@ from pipeline.store.index import (
     name_key,
     quality_per_month,
     search_values,
+    search_where,
     selected_columns,
     simple_filters,
     text_terms,
@@ -432,50 +432,14 @@ class SqliteIndex:
 
     def _search_where(self, search: Search) -> tuple[str, list[Any]] | None:
         """The WHERE clause of a search (``None``: nothing can match)."""
-        where: list[str] = []
-        params: list[Any] = []
-        box = unicodedata.normalize("NFKC", search.q or "").strip()
-        if box:
-            clause = self._box_clause(box, params, search.fuzzy_cutoff)
-            if clause is None:
-                return None
-            where.append(clause)
-        if search.date_from:
-            where.append("d.issue_day >= ?")
-            params.append(search.date_from.isoformat())
-        if search.date_to:
-            where.append("d.issue_day <= ?")
-            params.append(search.date_to.isoformat())
-        if search.amount_min is not None:
-            where.append("d.total_amount_num >= ?")
-            params.append(float(search.amount_min))
-        if search.amount_max is not None:
-            where.append("d.total_amount_num <= ?")
-            params.append(float(search.amount_max))
-        if search.kind:
-            where.append("d.doc_type = ?")
-            params.append(search.kind)
-        if search.needs_review:
-            where.append("d.status = 'needs_review'")
-        if search.status:
-            clause = self._status_clause(search.status, params)
-            if clause is None:
-                return None
-            where.append(clause)
-        if search.outcome or search.platform_status:
-            clause = self._line_clause(search.outcome, search.platform_status, params)
-            if clause is None:
-                return None
-            where.append(clause)
-        if search.source:
-            pattern = "%" + search.source.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            where.append("d.source_name LIKE ? ESCAPE '\\'")
-            params.append(pattern)
-        if search.batch:
-            start = time.mktime(search.batch.timetuple())
-            where.append("d.ingested_at >= ? AND d.ingested_at < ?")
-            params += [start, start + 86400]
-        return (" WHERE " + " AND ".join(where) if where else ""), params
+        return search_where(
+            search, self._box_clause, self._status_clause, self._line_clause, self._source_clause
+        )
+
+    @staticmethod
+    def _source_clause(source: str, params: list[Any]) -> str:
+        params.append("%" + source.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        return "d.source_name LIKE ? ESCAPE '\\'"
 
     def _line_clause(self, outcome: str | None, platform_status: str | None, params: list[Any]) -> str | None:
         """Documents whose line in the last three-way reconciliation (``reconciliation_lines``, issue 15)
