@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Install the Debian packages the pipeline needs, only where missing. PDFs are rendered in
 # process by pdfium (pypdfium2), so no poppler is needed (README: PDF rendering).
-#   a CJK font     renders the sample invoices (scripts/make_samples.py) and draws OFD/XML e-invoice pages
+#   CJK fonts      fonts-wqy-microhei renders the sample invoices (scripts/make_samples.py: the committed
+#                  samples regenerate byte for byte only with it), fonts-wqy-zenhei draws OFD/XML pages;
+#                  both on every machine, so that which font is chosen never depends on the machine
 # With --test, also what the test suite needs:
 #   chromium, chromium-driver  the headless browser the review page's tests drive (no download)
 #   postgresql     the server the PostgreSQL index tests start (initdb/pg_ctl, with pg_trgm)
 set -euo pipefail
 
 missing=()
-if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
-  missing+=(fonts-wqy-zenhei)
-fi
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
+[ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || missing+=(fonts-wqy-zenhei)
 command -v fc-list >/dev/null 2>&1 || missing+=(fontconfig)
 if [ "${1:-}" = "--test" ]; then
   [ -x /usr/bin/chromium ] || missing+=(chromium)
