@@ -6,12 +6,15 @@ and the silent-error rate: wrong values among the auto-accepted ones. A value wh
 label is null (not printed on that invoice: a private buyer's taxpayer ID, the code of a
 全电 invoice) is invented: it counts as wrong, and as a silent error when auto-accepted.
 A party ID auto-accepted in the other party's field is counted on its own line.
+Labels the page itself contradicts are corrected from scripts/label_corrections.json (each
+correction printed, with the text it rests on; --raw-labels scores the labels as shipped).
 A JSON report goes to bench-results/.
 
     python scripts/bench_accuracy.py                     # every set; cn PDFs by text layer AND forced OCR
     python scripts/bench_accuracy.py --force-ocr         # only forced OCR (PDFs rendered by the loader)
     python scripts/bench_accuracy.py --engine paddle --sets cn,cn_photos
     python scripts/bench_accuracy.py --ocr-cache /tmp/ocr-cache   # developers: reuse OCR lines
+    python scripts/bench_accuracy.py --ocr runtime=onnxruntime --ocr rec_own_width=false  # other OCR settings
 
 Forced OCR renders each PDF through the pipeline's own loader (as `invoices extract
 --force-ocr` does), not the pre-rendered PNG beside it, so the rendering path is measured.
@@ -42,6 +45,7 @@ from pipeline.process import process_document
 REPO = Path(__file__).resolve().parents[1]
 
 DEFAULT_EVAL = Path(os.environ.get("INVOICES_EVAL_DIR", REPO.parent / "shared" / "eval"))
+LABEL_CORRECTIONS = REPO / "scripts" / "label_corrections.json"
 
 CN_KEY_FIELDS = (
     "invoice_code",
@@ -204,6 +208,18 @@ def load_cases(
                 )
             )
     return cases
+
+
+def apply_corrections(cases: list[Case], path: Path = LABEL_CORRECTIONS) -> list[str]:
+    """Correct labels the page contradicts (see the file); one line per correction applied."""
+    corrections = json.loads(path.read_text(encoding="utf-8"))["corrections"]
+    applied = []
+    for case in cases:
+        for name, fix in corrections.get(case.case_id.removesuffix("@ocr"), {}).items():
+            before = case.expected.get(name)
+            case.expected[name] = fix["value"]
+            applied.append(f"{case.case_id} {name}: {before!r} -> {fix['value']!r} ({fix['why']})")
+    return applied
 
 
 class CachedEngine:
@@ -518,6 +534,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--show-failures", action="store_true", help="print every wrong field")
     parser.add_argument(
+        "--ocr",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an OCR setting other than the default, e.g. runtime=onnxruntime, rec_own_width=false, "
+        "det_max_side=1280 (Settings.ocr_NAME; repeatable)",
+    )
+    parser.add_argument(
+        "--raw-labels",
+        action="store_true",
+        help=f"score the labels as shipped, without the corrections in {LABEL_CORRECTIONS.relative_to(REPO)}",
+    )
+    parser.add_argument(
         "--ocr-cache",
         type=Path,
         default=None,
@@ -540,7 +569,17 @@ def main(argv: list[str] | None = None) -> int:
             if per_set[case.dataset] <= args.limit:
                 kept.append(case)
         cases = kept
-    settings = Settings(engine=args.engine, use_text_layer=True, threads_per_worker=1)
+    corrections = [] if args.raw_labels else apply_corrections(cases)
+    ocr_settings = {}
+    for item in args.ocr:
+        name, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--ocr takes NAME=VALUE, not {item!r}")
+        ocr_settings[f"ocr_{name.strip()}"] = value.strip()
+    try:
+        settings = Settings(engine=args.engine, use_text_layer=True, threads_per_worker=1, **ocr_settings)
+    except ValueError as exc:
+        parser.error(f"--ocr: {exc}")
     cache = args.ocr_cache.resolve() if args.ocr_cache else None
     started = time.perf_counter()
     runs: dict[str, dict[str, Any]] = {}
@@ -561,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     report["run"] = {
         "engine": args.engine,
+        "ocr_settings": {k: v for k, v in settings.model_dump(mode="json").items() if k.startswith("ocr_")},
         "pdf_mode": mode,
         "ocr_cache": str(cache) if cache else None,
         "documents": len(cases),
@@ -573,7 +613,12 @@ def main(argv: list[str] | None = None) -> int:
         "errors": {run["case"]: run["error"] for run in runs.values() if run["error"]},
     }
 
+    report["run"]["label_corrections"] = corrections
     print(f"\nengine={args.engine} pdf_mode={mode} documents={len(cases)} pages={pages}")
+    print("OCR settings: " + ", ".join(f"{k}={v}" for k, v in report["run"]["ocr_settings"].items()))
+    print(f"label corrections ({LABEL_CORRECTIONS.name}): {len(corrections) or 'none'}")
+    for line in corrections:
+        print(f"  {line}")
     print("key fields (silent: wrong among auto-accepted, invented values included; swapped: a party ID")
     print("auto-accepted in the other party's field; review: fields a person has to look at)")
     header = f"{'set/modality':36} {'fields':>6} {'exact':>7} {'auto-ok':>8} {'review':>7} {'silent':>7}"
@@ -612,7 +657,9 @@ def main(argv: list[str] | None = None) -> int:
         for failure in report["failures"]:
             print(json.dumps(failure, ensure_ascii=False))
     args.out.mkdir(parents=True, exist_ok=True)
-    suffix = {"both": "", "text": "-text", "ocr": "-force-ocr"}[mode]
+    suffix = {"both": "", "text": "-text", "ocr": "-force-ocr"}[mode] + "".join(
+        f"-{item.replace('=', '-')}" for item in args.ocr
+    )
     out = args.out / f"accuracy-{args.engine}{suffix}.json"
     out.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     print(f"report: {out}")

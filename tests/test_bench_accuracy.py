@@ -180,3 +180,34 @@ def test_photos_made_with_another_seed_are_read_from_their_own_directory(
     assert [case.path for case in cases] == [tmp_path / "cn_999_mild.jpg"]
     assert cases[0].modality == source["level"] and cases[0].expected == source["fields"]
     assert len(bench.load_cases(eval_dir, ["cn_photos"], ("text",))) == 114
+
+
+def test_label_corrections_apply_by_case_and_say_what_they_change(tmp_path: Path) -> None:
+    bench = load_bench()
+    corrections = tmp_path / "corrections.json"
+    corrections.write_text(
+        json.dumps(
+            {"corrections": {"i2d_X": {"total_amount": {"value": 12.5, "why": "prints Total 12.50"}}}}
+        ),
+        encoding="utf-8",
+    )
+    fields = ("invoice_number", "total_amount")
+    cases = [
+        bench.Case("i2d_X", "invoice2data", Path("x.pdf"), "digital_pdf", {"total_amount": None}, fields),
+        bench.Case("i2d_Y", "invoice2data", Path("y.pdf"), "digital_pdf", {"total_amount": None}, fields),
+    ]
+    applied = bench.apply_corrections(cases, corrections)
+    assert cases[0].expected["total_amount"] == 12.5
+    assert cases[1].expected["total_amount"] is None
+    assert applied == ["i2d_X total_amount: None -> 12.5 (prints Total 12.50)"]
+
+
+def test_every_shipped_correction_names_a_labelled_case_and_field(eval_dir: Path) -> None:
+    bench = load_bench()
+    cases = bench.load_cases(eval_dir, ["cn", "cn_photos", "invoice2data", "sroie"], ("text",))
+    by_id = {case.case_id: case for case in cases}
+    shipped = json.loads(bench.LABEL_CORRECTIONS.read_text(encoding="utf-8"))["corrections"]
+    for case_id, fixes in shipped.items():
+        assert case_id in by_id, case_id
+        for name, fix in fixes.items():
+            assert name in by_id[case_id].expected and fix["why"], (case_id, name)
