@@ -224,7 +224,8 @@ def bench_ocr(engine: str, workers: int, eval_dir: Path, pages: int, photos: int
     )
     print(
         f"   pipeline OCR settings: det long side {settings.ocr_det_max_side or 'engine default'}, "
-        f"rec own width {settings.ocr_rec_own_width}, orientation {settings.ocr_orientation}"
+        f"rec own width {settings.ocr_rec_own_width}, orientation {settings.ocr_orientation}, "
+        f"detector runtime {settings.ocr_runtime}"
     )
     bare_name = "PaddleOCR predict()" if engine == "paddle" else "RapidOCR()"
     results: dict[str, dict[str, Any]] = {}

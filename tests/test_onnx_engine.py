@@ -16,7 +16,8 @@ import pytest
 
 from pipeline.config import Settings
 from pipeline.ocr import create_engine, get_engine
-from pipeline.ocr.onnx import OnnxEngine, OnnxOptions, detection_scale
+from pipeline.ocr.onnx import OWN_WIDTH_SURE, TEXT_SCORE, OnnxEngine, OnnxOptions, detection_scale
+from pipeline.ocr.openvino_runtime import OpenVinoDetector
 from pipeline.preprocess import rotate_quadrant
 from tests.conftest import SAMPLES
 
@@ -128,3 +129,37 @@ def test_retry_orientation_setting_still_works() -> None:
     _, page, angle = retry.read_upright(image)
     assert angle == 180
     assert "10631331" in "".join(_texts(page.lines))
+
+
+@pytest.mark.slow
+def test_openvino_detection_finds_the_boxes_onnx_runtime_finds(engine: OnnxEngine, eval_dir: Path) -> None:
+    """The default detector (OpenVINO, f32) against RapidOCR's ONNX Runtime session on the same file."""
+    assert isinstance(engine._parts.det.session, OpenVinoDetector)
+    reference = OnnxEngine(options=OnnxOptions(runtime="onnxruntime"))
+    assert not isinstance(reference._parts.det.session, OpenVinoDetector)
+    for image in (cv2.imread(str(CLEAN)), cv2.imread(str(eval_dir / "cn" / "cn_034.png"))):
+        ours, theirs = engine._detect(image), reference._detect(image)
+        assert ours.shape == theirs.shape and len(ours) > 20
+        assert np.abs(ours - theirs).max() <= 1.0  # pixels of the page
+    # A page of another size compiles the model for that shape; the same size reuses it.
+    detector = engine._parts.det.session
+    compiles = detector.compiles
+    engine._detect(np.full((400, 600, 3), 255, np.uint8))
+    engine._detect(np.full((400, 600, 3), 255, np.uint8))
+    assert detector.compiles == compiles + 1
+    assert "openvino" in engine.version()
+
+
+@pytest.mark.slow
+def test_lines_read_unsure_at_their_own_width_take_the_padded_reading(engine: OnnxEngine) -> None:
+    image = cv2.imread(str(CLEAN))
+    boxes = engine._detect(image)
+    crops = engine._crops(image, boxes)
+    own = [engine._parts.recognise_one(crop) for crop in crops]
+    unsure = [i for i, (_, score) in enumerate(own) if score < OWN_WIDTH_SURE]
+    again = dict(zip(unsure, engine._parts.recognise_padded([crops[i] for i in unsure]), strict=True))
+    readings = [again.get(i, own[i]) for i in range(len(crops))]
+    expected = [text.strip() for text, score in readings if text.strip() and score >= TEXT_SCORE]
+    lines = engine._read(image, boxes, 0, None)
+    assert unsure and len(unsure) < len(crops) / 2  # most lines of a clean page are sure
+    assert [line.text for line in lines] == expected
