@@ -18,15 +18,12 @@ Recognition stays on ONNX Runtime: OpenVINO was no faster there on the varying l
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline.errors import MissingDependency, OcrEngineError
-
-log = logging.getLogger(__name__)
 
 
 class OpenVinoDetector:
