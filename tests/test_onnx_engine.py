@@ -151,7 +151,8 @@ def test_openvino_detection_finds_the_boxes_onnx_runtime_finds(engine: OnnxEngin
 
 
 @pytest.mark.slow
-def test_lines_read_unsure_at_their_own_width_take_the_padded_reading(engine: OnnxEngine) -> None:
+def test_lines_read_unsure_at_their_own_width_take_the_padded_reading() -> None:
+    engine = OnnxEngine(options=OnnxOptions(rec_own_width=True))
     image = cv2.imread(str(CLEAN))
     boxes = engine._detect(image)
     crops = engine._crops(image, boxes)
