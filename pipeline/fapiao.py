@@ -27,7 +27,9 @@ CENT = Decimal("0.01")
 
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
-OLD_TAX_ID_LENGTHS = (15, 17, 20)
+# Old taxpayer IDs: 15 (region + organisation code) and 20 (an ID card number + 2). No 17: a
+# 17-character read is a credit code with a character lost, and must not pass unchecked.
+OLD_TAX_ID_LENGTHS = (15, 20)
 
 _UPPER_ALNUM = re.compile(r"[0-9A-Z]+")
 
@@ -44,7 +46,7 @@ def uscc_check_char(first17: str) -> str:
 
 
 def check_tax_id(value: str) -> tuple[bool, str]:
-    """Check a taxpayer ID: 18-char credit code with checksum, or an old 15/17/20-char ID."""
+    """Check a taxpayer ID: 18-char credit code with checksum, or an old 15/20-char ID."""
     if not value:
         return False, "tax ID is empty"
     n = len(value)
@@ -60,7 +62,7 @@ def check_tax_id(value: str) -> tuple[bool, str]:
         if not _UPPER_ALNUM.fullmatch(value):
             return False, "old-style tax ID may contain only digits and capital letters"
         return True, f"old-style {n}-character tax ID (no checksum to verify)"
-    return False, f"has {n} characters; a tax ID has 18 (old IDs 15, 17 or 20)"
+    return False, f"has {n} characters; a tax ID has 18 (old IDs 15 or 20)"
 
 
 # --------------------------------------------------------------------------------------------------

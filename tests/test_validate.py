@@ -81,7 +81,13 @@ def test_uscc_check_char_rejects_bad_input(first17: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["911201163409833307", "91440300708436854B", "410305123456789", "51019800DK01187", "12345678901234567"],
+    [
+        "911201163409833307",
+        "91440300708436854B",
+        "410305123456789",
+        "51019800DK01187",
+        "41030519800101123401",
+    ],
 )
 def test_check_tax_id_valid(value: str) -> None:
     ok, message = check_tax_id(value)
@@ -94,6 +100,8 @@ def test_check_tax_id_valid(value: str) -> None:
         ("911201163409833308", "check character is 8 but the first 17 characters require 7"),
         ("91120116340983330O", "never uses"),
         ("9112011634098333", "has 16 characters"),
+        # A credit code with a character lost (read from a harsh photo): not an old 17-character ID.
+        ("91520000MA6DKWM90", "has 17 characters"),
         ("51019800dk01187", "capital letters"),
         ("", "empty"),
     ],
