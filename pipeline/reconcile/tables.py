@@ -19,6 +19,7 @@ from pipeline.errors import InputError, NotFound, StorageError
 from pipeline.fapiao import as_date
 from pipeline.reconcile.sources import AMOUNT_FIELDS, FIELDS, LedgerImport, LedgerRow
 from pipeline.reconcile.threeway import Line, ThreeWay
+from pipeline.store.index import range_filters
 
 if TYPE_CHECKING:
     from pipeline.store import Store
@@ -610,18 +611,16 @@ def load_lines(
         if value:
             where.append(f"{column} = ?")
             params.append(value)
-    if date_from:
-        where.append("issue_date >= ?")
-        params.append(date_from.isoformat())
-    if date_to:
-        where.append("issue_date <= ?")
-        params.append(date_to.isoformat())
-    if amount_min is not None:
-        where.append("CAST(total_amount AS REAL) >= ?")
-        params.append(float(amount_min))
-    if amount_max is not None:
-        where.append("CAST(total_amount AS REAL) <= ?")
-        params.append(float(amount_max))
+    range_filters(
+        date_from,
+        date_to,
+        None if amount_min is None else float(amount_min),
+        None if amount_max is None else float(amount_max),
+        where,
+        params,
+        date_column="issue_date",
+        amount_column="CAST(total_amount AS REAL)",
+    )
     sql = "SELECT * FROM reconciliation_lines"
     if where:
         sql += " WHERE " + " AND ".join(where)

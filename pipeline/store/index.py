@@ -219,19 +219,21 @@ def range_filters(
     amount_max: float | None,
     where: list[str],
     params: list[Any],
+    date_column: str = "d.issue_day",
+    amount_column: str = "d.total_amount_num",
 ) -> None:
-    """The issue-date and total-amount ranges (of ``Query`` and ``Search`` alike)."""
+    """The issue-date and total-amount ranges (of ``Query``, ``Search`` and reconciliation lines)."""
     if date_from:
-        where.append("d.issue_day >= ?")
+        where.append(f"{date_column} >= ?")
         params.append(date_from.isoformat())
     if date_to:
-        where.append("d.issue_day <= ?")
+        where.append(f"{date_column} <= ?")
         params.append(date_to.isoformat())
     if amount_min is not None:
-        where.append("d.total_amount_num >= ?")
+        where.append(f"{amount_column} >= ?")
         params.append(float(amount_min))
     if amount_max is not None:
-        where.append("d.total_amount_num <= ?")
+        where.append(f"{amount_column} <= ?")
         params.append(float(amount_max))
 
 
