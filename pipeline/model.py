@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -73,19 +74,19 @@ class TextLine:
         if len(self.polygon) < 4:
             raise ValueError("a text line needs a polygon of at least 4 points")
 
-    @property
+    @cached_property  # extraction asks for a line's box ~100k times a page
     def x0(self) -> float:
         return min(p[0] for p in self.polygon)
 
-    @property
+    @cached_property
     def x1(self) -> float:
         return max(p[0] for p in self.polygon)
 
-    @property
+    @cached_property
     def y0(self) -> float:
         return min(p[1] for p in self.polygon)
 
-    @property
+    @cached_property
     def y1(self) -> float:
         return max(p[1] for p in self.polygon)
 

@@ -271,11 +271,13 @@ def bench_text_layer(workers: int, copies: int) -> None:
         settings = Settings(store=str(Path(tmp) / "store"), threads_per_worker=1)
         store = open_store(settings.store)
         started, parent_started = time.perf_counter(), _self_cpu()
+        finished: list[float] = []  # when each document was stored
         outcomes = run_batch(
             sorted(inputs.iterdir()),
             settings,
             store,
             workers,
+            on_done=lambda _: finished.append(time.perf_counter()),
             store_factory=lambda: open_store(settings.store),
         )
         wall, parent_cpu = time.perf_counter() - started, _self_cpu() - parent_started
@@ -287,6 +289,13 @@ def bench_text_layer(workers: int, copies: int) -> None:
         f"text-layer PDFs  : {done / wall:6.2f} pages/s  ({done} pages, {text_pages} stored, {wall:.1f} s wall "
         f"incl. worker start; target >= 60)"
     )
+    if len(finished) > workers:
+        # From the first stored document on, the workers are up: what a long batch or a hot folder sees.
+        steady = (len(finished) - 1) / max(finished[-1] - finished[0], 1e-9)
+        print(
+            f"after start-up   : {steady:6.2f} documents/s (first document stored "
+            f"{finished[0] - started:.1f} s after the start)"
+        )
     cpu = (sum(o.cpu_seconds for o in outcomes) + parent_cpu) / max(done, 1)
     print(
         f"CPU per page     : {1000 * cpu:.0f} ms (workers and parent; {os.cpu_count()} idle cores would "

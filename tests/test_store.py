@@ -121,3 +121,31 @@ def test_processes_opening_a_new_index_at_once_all_succeed(tmp_path: Path) -> No
         for process in processes:
             process.join(60)
         assert [outcomes.get(timeout=5) for _ in processes] == ["ok"] * 3
+
+
+@pytest.mark.parametrize("channels", [0, 3, 4])
+def test_page_pngs_decode_to_the_exact_page_pixels(channels: int) -> None:
+    import cv2
+    import numpy as np
+
+    from pipeline.process import encode_png
+
+    rng = np.random.default_rng(7)
+    shape = (37, 53) if channels == 0 else (37, 53, channels)
+    image = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    image[:10] = 255  # page images are mostly white: long runs as well as noise
+    decoded = cv2.imdecode(np.frombuffer(encode_png(image), np.uint8), cv2.IMREAD_UNCHANGED)
+    expected = image if channels != 4 else image[:, :, :3]
+    assert decoded.shape == expected.shape
+    assert np.array_equal(decoded, expected)
+
+
+def test_result_json_is_compact_and_round_trips(tmp_path: Path) -> None:
+    from pipeline.store import result_body
+
+    result = InvoiceResult(
+        document_id="d" * 64, source_name="a.pdf", doc_type=DocType.VAT_SPECIAL_PAPER, fields={}
+    )
+    body = result_body(result)
+    assert b"\n" not in body
+    assert InvoiceResult.from_dict(json.loads(body)).to_dict() == result.to_dict()
