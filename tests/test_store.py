@@ -7,11 +7,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 
 from pipeline.errors import NotFound, StorageError
 from pipeline.model import DocType, Field, FieldSource, FieldStatus, InvoiceResult, PageInfo
-from pipeline.store import open_store, original_key, page_key, result_key
+from pipeline.process import encode_png
+from pipeline.store import open_store, original_key, page_key, result_body, result_key
 from pipeline.store.objects import LocalObjectStore
 
 
@@ -125,11 +128,6 @@ def test_processes_opening_a_new_index_at_once_all_succeed(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("channels", [0, 3, 4])
 def test_page_pngs_decode_to_the_exact_page_pixels(channels: int) -> None:
-    import cv2
-    import numpy as np
-
-    from pipeline.process import encode_png
-
     rng = np.random.default_rng(7)
     shape = (37, 53) if channels == 0 else (37, 53, channels)
     image = rng.integers(0, 256, size=shape, dtype=np.uint8)
@@ -140,9 +138,7 @@ def test_page_pngs_decode_to_the_exact_page_pixels(channels: int) -> None:
     assert np.array_equal(decoded, expected)
 
 
-def test_result_json_is_compact_and_round_trips(tmp_path: Path) -> None:
-    from pipeline.store import result_body
-
+def test_result_json_is_compact_and_round_trips() -> None:
     result = InvoiceResult(
         document_id="d" * 64, source_name="a.pdf", doc_type=DocType.VAT_SPECIAL_PAPER, fields={}
     )

@@ -277,10 +277,11 @@ class Written:
     page_keys: tuple[str, ...]
 
 
-def result_body(result: InvoiceResult) -> bytes:
-    """result.json's bytes. Not indented: with ``indent`` json falls back to its pure-Python
-    encoder, which took ~12 ms of every text-layer PDF's saving (lines carry many boxes)."""
-    return json.dumps(result.to_dict(), ensure_ascii=False).encode()
+def result_body(result: InvoiceResult, indent: int | None = None) -> bytes:
+    """result.json's bytes. Stored unindented: with ``indent`` json falls back to its pure-Python
+    encoder, which took ~12 ms of every text-layer PDF's saving (lines carry many boxes); a
+    download for a person to read can ask for it."""
+    return json.dumps(result.to_dict(), ensure_ascii=False, indent=indent).encode()
 
 
 def put_original(objects: ObjectStore, data: bytes, source_name: str, document_id: str) -> bool:

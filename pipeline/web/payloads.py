@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ from pipeline.review.corrections import (
     review_history,
     review_queue,
 )
+from pipeline.store import result_body
 from pipeline.store.index import Search
 
 if TYPE_CHECKING:
@@ -243,8 +243,7 @@ def same_invoice_files(store: Store, row: dict[str, Any]) -> dict[str, Any]:
 
 def result_json(store: Store, document_id: str) -> tuple[str, bytes]:
     result = store.load_result(document_id)
-    body = json.dumps(result.to_dict(), ensure_ascii=False, indent=1).encode()
-    return result.source_name, body
+    return result.source_name, result_body(result, indent=1)
 
 
 def original_bytes(store: Store, document_id: str) -> tuple[str, bytes]:
