@@ -227,7 +227,9 @@ def test_a_killed_worker_loses_nothing_and_a_document_that_kills_twice_fails(tmp
 @pytest.mark.slow
 def test_an_interrupted_batch_rerun_processes_only_what_is_missing(tmp_path: Path) -> None:
     folder, store_dir = tmp_path / "in", tmp_path / "store"
-    inputs = write_pdfs(folder, 60)
+    # Enough files that the batch is still running when Ctrl-C arrives: text-layer PDFs are
+    # stored at ~50 a second, so 60 could all be done before the signal is handled.
+    inputs = write_pdfs(folder, 240)
     command = [sys.executable, "-m", "pipeline.cli", "ingest", str(folder), "--store", str(store_dir)]
     first = subprocess.Popen(
         [*command, "--workers", "2"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE

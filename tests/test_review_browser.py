@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
@@ -77,6 +78,11 @@ def served(tmp_path: Path) -> Iterator[tuple[ReviewStore, WebServer]]:
         server.close()
 
 
+def waiting(browser: WebDriver, seconds: float = 20) -> WebDriverWait:
+    """A wait that looks again when the page re-rendered the element it was reading (a stale reference)."""
+    return WebDriverWait(browser, seconds, ignored_exceptions=(StaleElementReferenceException,))
+
+
 def active_field(browser: WebDriver) -> str | None:
     # Asked in the page itself: the focused element may be replaced while the next invoice renders.
     return browser.execute_script(
@@ -97,7 +103,7 @@ def test_correct_fields_in_the_browser(
     served: tuple[ReviewStore, WebServer], driver: WebDriver, tmp_path: Path
 ) -> None:
     built, server = served
-    wait = WebDriverWait(driver, 20)
+    wait = waiting(driver)
     driver.get(server.url + "review")
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#cards .field")) == 3)
     wait.until(lambda d: active_field(d) == "buyer_name")
@@ -153,7 +159,7 @@ def test_correct_fields_in_the_browser(
 
     # The last field done: the next invoice is there at once (it was fetched in advance).
     started = time.monotonic()
-    WebDriverWait(driver, 5).until(lambda d: active_field(d) == "issue_date")
+    waiting(driver, 5).until(lambda d: active_field(d) == "issue_date")
     assert time.monotonic() - started < 5
     assert driver.find_element(By.CSS_SELECTOR, "#doc-head .title").text == "en_invoice.png"
     assert "1 invoice · 1 fields to review · 1 done" in driver.find_element(By.ID, "counts").text

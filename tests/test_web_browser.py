@@ -19,11 +19,11 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from pipeline.web import WebServer
 from tests.test_review import build_review_store
-from tests.test_review_browser import CHROMEDRIVER, CHROMIUM, FLAGS, save_screenshot, type_keys
+from tests.test_review_browser import CHROMEDRIVER, CHROMIUM, FLAGS, save_screenshot, type_keys, waiting
 from tests.test_web import PDF_SAMPLES, WebStore, build_web_store, expected_fields, platform_and_ledger
 
 pytestmark = pytest.mark.slow
@@ -75,14 +75,19 @@ def shot(driver: WebDriver, name: str) -> None:
 
 
 def result_names(driver: WebDriver) -> list[str]:
-    return [cell.text for cell in driver.find_elements(By.CSS_SELECTOR, "#results tbody td.file")]
+    # One script reads every row at once: the table is re-rendered as results arrive, so element
+    # references fetched one by one can go stale between two reads.
+    names = driver.execute_script(
+        "return [...document.querySelectorAll('#results tbody td.file')].map(cell => cell.innerText.trim());"
+    )
+    return list(names)
 
 
 def test_search_open_correct_and_find_again(
     served: tuple[WebStore, WebServer, Path], driver: WebDriver
 ) -> None:
     _, server, _ = served
-    wait = WebDriverWait(driver, 20)
+    wait = waiting(driver)
     driver.get(server.url + "search")
     wait.until(lambda d: len(result_names(d)) == 4)
     type_keys(driver, "/")  # the search box, from the keyboard
@@ -134,7 +139,7 @@ def test_statistics_show_the_sums_of_the_samples(
     total = sum((Decimal(f["total_amount"]) for f in expected), Decimal(0))
     tax = sum((Decimal(f["tax_amount"]) for f in expected), Decimal(0))
     driver.get(server.url + "stats?source=.pdf")
-    wait = WebDriverWait(driver, 20)
+    wait = waiting(driver)
     wait.until(lambda d: d.find_elements(By.ID, "totals"))
     assert driver.find_element(By.CSS_SELECTOR, '#totals b[data-key="count"]').text == "3"
     assert Decimal(driver.find_element(By.CSS_SELECTOR, '#totals b[data-key="total"]').text) == total
@@ -152,7 +157,7 @@ def test_a_failed_hot_folder_file_is_retried_from_the_page(
     (folder / "failed" / "scan-7.pdf").write_bytes(b"%PDF-1.4 cut off")
     (folder / "failed" / "scan-7.pdf.error.txt").write_text("ImageUnreadable: the PDF is cut off\n")
     driver.get(server.url + "folder")
-    wait = WebDriverWait(driver, 20)
+    wait = waiting(driver)
     row = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '#failed-files tr[data-name="scan-7.pdf"]'))
     assert "ImageUnreadable: the PDF is cut off" in row.text
     assert driver.find_element(By.CSS_SELECTOR, '#folder-counts td[data-state="failed"]').text == "1"
@@ -176,7 +181,7 @@ def test_the_tax_platform_outcome_on_the_invoice_and_its_filter(
     platform, ledger = platform_and_ledger(tmp_path)
     args = ["reconcile", "--ledger", str(ledger), "--tax-platform", str(platform), "--store", str(store.path)]
     assert main([*args, "--out", str(tmp_path / "report")]) in (0, 1)
-    wait = WebDriverWait(driver, 20)
+    wait = waiting(driver)
     driver.get(server.url + "search")
     wait.until(lambda d: len(result_names(d)) == 4)
     driver.find_element(By.CSS_SELECTOR, "details.filters summary").click()
@@ -196,7 +201,7 @@ def test_the_tax_platform_outcome_on_the_invoice_and_its_filter(
 
 def test_chinese_english_switch(served: tuple[WebStore, WebServer, Path], driver: WebDriver) -> None:
     _, server, _ = served
-    wait = WebDriverWait(driver, 20)
+    wait = waiting(driver)
     driver.get(server.url + "search?q=%E6%99%BA%E6%BA%90")  # the browser prefers en-US
     assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
     assert "Statistics" in driver.find_element(By.CSS_SELECTOR, "header nav").text
@@ -226,14 +231,12 @@ def test_readable_at_200_percent_zoom(tmp_path: Path) -> None:
                 server.start()
                 for view in views:
                     zoomed.get(server.url + view)
-                    WebDriverWait(zoomed, 20).until(lambda d: d.find_elements(By.TAG_NAME, "footer"))
+                    waiting(zoomed).until(lambda d: d.find_elements(By.TAG_NAME, "footer"))
                     width = zoomed.execute_script("return window.innerWidth")
                     scroll = zoomed.execute_script("return document.documentElement.scrollWidth")
                     assert width <= 700, width  # 1280 device pixels at 2x: about 640 CSS pixels
                     assert scroll <= width + 1, (view, scroll, width)  # nothing runs off to the side
                     if view == "review" and SHOTS:
-                        WebDriverWait(zoomed, 20).until(
-                            lambda d: d.find_elements(By.CSS_SELECTOR, "#cards .field")
-                        )
+                        waiting(zoomed).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#cards .field"))
     finally:
         zoomed.quit()
