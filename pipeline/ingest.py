@@ -780,9 +780,21 @@ class Runner:
             return
         if kill and isinstance(executor, ProcessPoolExecutor):
             # Workers ignore SIGTERM (see _worker_init); stop them for good.
-            for process in list(getattr(executor, "_processes", {}).values()):
+            processes = list(getattr(executor, "_processes", {}).values())
+            for process in processes:
                 with contextlib.suppress(Exception):
                     process.kill()
+            # A worker killed while it sent a result leaves half a message in the result pipe, and the
+            # pool's manager thread would wait for the rest for ever (shutdown joins it: a Ctrl-C under
+            # load hung so). Once the workers are dead, closing this process's unused write end of that
+            # pipe ends the read instead (end of file: the pool counts as broken and stops).
+            for process in processes:
+                with contextlib.suppress(Exception):
+                    process.join(timeout=10)
+            result_queue = getattr(executor, "_result_queue", None)
+            if result_queue is not None:
+                with contextlib.suppress(Exception):
+                    result_queue._writer.close()
             # The pool's feeder thread may be blocked writing a queued document's bytes into the pipe
             # the killed workers no longer read: shutdown would wait on that thread for ever (a batch
             # interrupted with Ctrl-C under load hung this way). The queued documents are dropped anyway.
