@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import logging
 import os
 import re
@@ -110,10 +111,11 @@ def process_stored(document_id: str, path: str, name: str, settings: Settings) -
     except (StorageError, PipelineError) as exc:
         return WorkResult(path, document_id, None, [], "StorageError", f"cannot read the original: {exc}")
     result = work(path, data, name, settings)
-    if result.result is None:
+    if result.result_json is None:
         return result
     try:
-        written = write_document(objects, name, InvoiceResult.from_dict(result.result), result.page_pngs)
+        invoice = InvoiceResult.from_dict(json.loads(result.result_json))
+        written = write_document(objects, name, invoice, result.page_pngs, body=result.result_json)
     except StorageError as exc:
         return WorkResult(
             path, document_id, None, [], "StorageError", str(exc), result.seconds, result.worker

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import json
 import logging
 import logging.handlers
 import os
@@ -51,7 +52,7 @@ from pipeline.load import SUPPORTED_EXTENSIONS, sniff_format
 from pipeline.load.bundles import expand_bundle
 from pipeline.model import InvoiceResult
 from pipeline.process import content_id, process_document
-from pipeline.store import Store, Written
+from pipeline.store import Store, Written, result_body
 from pipeline.store.invoices import same_invoice_note
 
 if TYPE_CHECKING:
@@ -105,7 +106,9 @@ class WorkResult:
 
     path: str
     document_id: str
-    result: dict | None
+    # result.json's bytes (``store.result_body``), serialised once, here: the saver parses them
+    # for the index and writes them as they are, instead of rebuilding and re-encoding the result.
+    result_json: bytes | None
     page_pngs: list[tuple[int, bytes]]
     error_type: str = ""
     error: str = ""
@@ -306,7 +309,7 @@ def work(path: str, data: bytes, name: str, settings: Settings) -> WorkResult:
     return WorkResult(
         path,
         document_id,
-        processed.result.to_dict(),
+        result_body(processed.result),
         pngs,
         seconds=processed.seconds,
         worker=os.getpid(),
@@ -449,7 +452,8 @@ def save_result(result: WorkResult, data: bytes, name: str, store: Store) -> Out
         "worker_peak_mb": result.worker_peak_mb,
         "cpu_seconds": result.cpu_seconds,
     }
-    if result.result is None and result.error_type == "StorageError":  # a cluster worker could not store it
+    # A cluster worker could not store it:
+    if result.result_json is None and result.error_type == "StorageError":
         return Outcome(
             result.path,
             State.FAILED,
@@ -458,7 +462,7 @@ def save_result(result: WorkResult, data: bytes, name: str, store: Store) -> Out
             error_type="StorageError",
             **common,
         )
-    if result.result is None:
+    if result.result_json is None:
         try:
             store.save_failure(result.document_id, name, result.error_type, result.error)
         except StorageError as exc:
@@ -471,14 +475,14 @@ def save_result(result: WorkResult, data: bytes, name: str, store: Store) -> Out
             error_type=result.error_type,
             **common,
         )
-    invoice = InvoiceResult.from_dict(result.result)
+    invoice = InvoiceResult.from_dict(json.loads(result.result_json))
     store_started = time.thread_time()  # this saving thread only: others save meanwhile
     try:
         if result.written is not None:
             store.index_written(invoice, result.written)
             created = result.written.created
         else:
-            created = store.save(data, name, invoice, result.page_pngs)
+            created = store.save(data, name, invoice, result.page_pngs, body=result.result_json)
     except StorageError as exc:
         return Outcome(
             result.path,

@@ -81,14 +81,15 @@ def encode_png(image: np.ndarray) -> bytes:
         if not ok:
             raise ImageUnreadable("could not encode the page image")
         return buffer.tobytes()
-    if image.ndim == 2:
-        pixels, color_type = image, 0
-    else:  # BGR(A) -> RGB: cvtColor swaps channels in one pass, a strided numpy copy takes ~20x longer
-        pixels, color_type = cv2.cvtColor(image[:, :, :3], cv2.COLOR_BGR2RGB), 2
-    height, width = pixels.shape[:2]
-    rows = np.empty((height, 1 + pixels[0].size), np.uint8)
+    height, width = image.shape[:2]
+    color_type = 0 if image.ndim == 2 else 2
+    rows = np.empty((height, 1 + width * (1 if image.ndim == 2 else 3)), np.uint8)
     rows[:, 0] = 0  # filter type None on every row
-    rows[:, 1:] = pixels.reshape(height, -1)
+    if image.ndim == 2:
+        rows[:, 1:] = image
+    else:  # BGR(A) -> RGB written straight into the rows: one pass, no copy of the converted page
+        code = cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGB
+        cv2.cvtColor(image, code, dst=rows[:, 1:].reshape(height, width, 3))
     deflate = isal_zlib.compressobj(2, isal_zlib.DEFLATED, 15, 9)
     idat = deflate.compress(rows) + deflate.flush()
     header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
@@ -128,7 +129,9 @@ def process_document(data: bytes, source_name: str, settings: Settings) -> Proce
             note = "; ".join(filter(None, [page.note, ", ".join(steps)]))
         if qr_payload is None and not page.drawn_from_data:
             with _timed(stages, "qr"):
-                qr_payload = find_invoice_qr(image, sharp=source == "text_layer")
+                qr_payload = find_invoice_qr(
+                    image, sharp=source == "text_layer", hints=page.qr_hints if source == "text_layer" else ()
+                )
         lines.extend(page_lines)
         height, width = image.shape[:2]
         infos.append(PageInfo(page.index, width, height, source, time.perf_counter() - page_started, note))

@@ -234,12 +234,17 @@ def test_an_interrupted_batch_rerun_processes_only_what_is_missing(tmp_path: Pat
     first = subprocess.Popen(
         [*command, "--workers", "2"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    deadline = time.monotonic() + 120
-    while len(list(store_dir.glob("documents/*/*/result.json"))) < 3:
-        assert time.monotonic() < deadline and first.poll() is None, "nothing was stored in time"
-        time.sleep(0.05)
-    first.send_signal(signal.SIGINT)  # Ctrl-C
-    _, err = first.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(store_dir.glob("documents/*/*/result.json"))) < 3:
+            assert time.monotonic() < deadline and first.poll() is None, "nothing was stored in time"
+            time.sleep(0.05)
+        first.send_signal(signal.SIGINT)  # Ctrl-C
+        _, err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:  # hung: leave no process behind
+            first.kill()
+            first.wait()
     assert first.returncode == 130, err.decode()
     assert b"interrupted: re-run the same command" in err
     done_first = set(indexed_ids(store_dir))

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import zxingcpp
 
+from pipeline.config import Settings
 from pipeline.extract.qr import decode_qr_codes, find_invoice_qr
 from pipeline.fapiao import parse_qr_payload
-from tests.conftest import EVAL_DIR
+from pipeline.load import load_document
+from tests.conftest import EVAL_DIR, SAMPLES
 
 EVAL_CN = EVAL_DIR / "cn"
 PAYLOAD = "01,10,012001800111,41539530,582.72,20180921,09721126099007676378,276D,"
@@ -124,3 +126,26 @@ def test_every_eval_qr_agrees_with_its_labels() -> None:
         if payload.total_amount is not None:
             assert Decimal(payload.total_amount) == Decimal(fields["total_amount"]), label["id"]
     assert decoded == 40
+
+
+def test_a_pdfs_square_images_point_the_qr_reader_at_its_code() -> None:
+    """A text-layer PDF's QR code is found in the square image the PDF places (a small crop,
+    not the whole page); the hint names the page's own QR, and a wrong hint changes nothing."""
+    page = load_document((SAMPLES / "vat_e_general.pdf").read_bytes(), Settings())[0]
+    assert page.text_layer_trusted and page.qr_hints
+    x0, y0, x1, y1 = page.qr_hints[0]
+    assert 0 <= x0 < x1 <= page.size[0] / 3 and 0 <= y0 < y1 <= page.size[1] / 2  # top left, as printed
+    whole_page = find_invoice_qr(page.image, sharp=True)
+    assert whole_page is not None and parse_qr_payload(whole_page) is not None
+    assert find_invoice_qr(page.image, sharp=True, hints=page.qr_hints) == whole_page
+    # The crop alone holds the code: the page outside it blanked, the hint still finds it.
+    blanked = np.full_like(page.image, 255)
+    blanked[y0:y1, x0:x1] = page.image[y0:y1, x0:x1]
+    assert find_invoice_qr(blanked, sharp=True, hints=page.qr_hints) == whole_page
+    # A hint on empty paper falls back to the whole page.
+    assert find_invoice_qr(page.image, sharp=True, hints=((1200, 800, 1300, 900),)) == whole_page
+
+
+def test_a_pdf_without_square_images_gives_no_hints() -> None:
+    page = load_document((SAMPLES / "en_invoice.pdf").read_bytes(), Settings())[0]
+    assert page.text_layer_trusted and page.qr_hints == ()

@@ -72,19 +72,25 @@ class Store:
         return True
 
     def save(
-        self, data: bytes, source_name: str, result: InvoiceResult, page_pngs: list[tuple[int, bytes]]
+        self,
+        data: bytes,
+        source_name: str,
+        result: InvoiceResult,
+        page_pngs: list[tuple[int, bytes]],
+        body: bytes | None = None,
     ) -> bool:
         """Store the original, its pages, then the result (the commit point), then index it.
 
         Returns False when the document was already stored: nothing is overwritten. If a write
         fails part-way, ``StorageError`` is raised and there is no result.json: the record does not
-        exist yet (``is_stored`` is False) and a re-run completes it.
+        exist yet (``is_stored`` is False) and a re-run completes it. ``body`` is ``result_body(result)``
+        when the caller has it already (a worker serialised it).
         """
         document_id = result.document_id
         if self.is_stored(document_id):
             return False
         put_original(self.objects, data, source_name, document_id)
-        written = write_document(self.objects, source_name, result, page_pngs)
+        written = write_document(self.objects, source_name, result, page_pngs, body)
         self.index_written(result, written)
         return written.created
 
@@ -291,7 +297,11 @@ def put_original(objects: ObjectStore, data: bytes, source_name: str, document_i
 
 
 def write_document(
-    objects: ObjectStore, source_name: str, result: InvoiceResult, page_pngs: list[tuple[int, bytes]]
+    objects: ObjectStore,
+    source_name: str,
+    result: InvoiceResult,
+    page_pngs: list[tuple[int, bytes]],
+    body: bytes | None = None,
 ) -> Written:
     """Write the page images, then result.json (create-only: the commit point). The original must be
     stored already (``put_original``). No index involved: a cluster worker calls this."""
@@ -301,7 +311,7 @@ def write_document(
     pages = sorted(page_pngs)
     for index, png in pages:
         objects.put(page_key(document_id, index), png, "image/png", meta)
-    body = result_body(result)
+    body = result_body(result) if body is None else body
     created = objects.put(
         result_key(document_id),
         body,
