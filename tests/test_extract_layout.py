@@ -142,6 +142,82 @@ def test_toll_receipt_is_not_a_vat_invoice() -> None:
     assert extraction.fields == {}
 
 
+def test_a_vat_invoice_whose_title_and_header_labels_are_misread_is_known_by_its_party_blocks() -> None:
+    """A harsh photo read the title as 普通发票 and 发票号码/开票日期/税额 wrong; the two party blocks'
+    taxpayer ID labels and the total line still make it a VAT invoice, and its fields are read."""
+    page = [
+        line("普通发票", 900, 36, 180),
+        line("发单号码：04868863", 1240, 74),
+        line("开系日期：2022年08月25日", 1240, 107),
+        line("名", 110, 199, 24),
+        line("称：中铁文化旅游投资集团有限公司", 240, 198),
+        line("纳税人识别号：", 106, 230),
+        line("91520000MA6DKWDM90", 290, 224),
+        line("地址、电话：", 106, 266),
+        line("开户行及账号：", 106, 300),
+        line("价税合计（大写）", 141, 623),
+        line("伍佰零陆圆整", 479, 620),
+        line("（小写）¥506.00", 1322, 617),
+        line("名", 112, 670, 24),
+        line("称：郫都区优舍酒店", 239, 665),
+        line("纳税人识别号：92510124MA6794X98P", 106, 694),
+        line("地址、电话：成都市郫都区望丛东路125号", 109, 728),
+        line("开户行及账号：中国民生银行郫县支行156739001", 107, 754),
+    ]
+    extraction = extract_fields(page, FieldSource.OCR, 0.9)
+    assert extraction.doc_type != DocType.OTHER
+    assert extraction.fields["seller_tax_id"].value == "92510124MA6794X98P"
+    assert extraction.fields["total_amount"].value == "506.00"
+    # One party block is not the form: a receipt that prints one taxpayer ID stays what it is.
+    receipt = [entry for entry in page if entry.y0 < 600 or "价税合计" in entry.text or "小写" in entry.text]
+    assert extract_fields(receipt, FieldSource.OCR, 0.9).doc_type == DocType.OTHER
+
+
+def invoice_result(page: list[TextLine]) -> InvoiceResult:
+    """Extracted from OCR'd lines and validated, as the pipeline does."""
+    extraction = extract_fields(page, FieldSource.OCR, 0.9)
+    result = InvoiceResult(
+        document_id="x", source_name="x.jpg", doc_type=extraction.doc_type, fields=extraction.fields
+    )
+    validate_invoice(result)
+    return result
+
+
+def test_the_total_at_the_end_of_the_words_row_when_its_label_is_misread() -> None:
+    """(小写) read as 小号) and the amount in words broken: the total is still the ¥ amount at the
+    end of the 价税合计 row, confirmed by the sum row (15186.66 + 911.20)."""
+    misread = {
+        "（小写）¥16097.86": "小号）¥16097.86",
+        "⊗壹万陆仟零玖拾柒元捌角陆分": "⊗壹万陆仟零玖拾柒元集角陆分",
+    }
+    page = [
+        line(misread[entry.text], entry.x0, entry.y0) if entry.text in misread else entry
+        for entry in vat_page()
+    ]
+    result = invoice_result(page)
+    assert result.fields["total_amount"].value == "16097.86"
+    assert result.fields["amount_excl_tax"].value == "15186.66"
+    assert result.fields["tax_amount"].value == "911.20"
+    assert result.fields["total_amount_words"].status == FieldStatus.NEEDS_REVIEW
+
+
+def test_an_amount_in_words_broken_by_a_misread_character_goes_to_review() -> None:
+    page = [
+        entry if not entry.text.startswith("⊗") else line("⊗壹万陆仟零玖拾柒元集角陆分", 560, 820)
+        for entry in vat_page()
+    ]
+    words = invoice_result(page).fields["total_amount_words"]
+    assert words.value == "壹万陆仟零玖拾柒元"
+    assert words.status == FieldStatus.NEEDS_REVIEW
+    assert any("only partly read: 角陆分" in reason for reason in words.reasons)
+
+
+def test_tax_rates_under_the_table_header_when_its_rate_heading_is_misread() -> None:
+    page = [line("税象", entry.x0, entry.y0) if entry.text == "税率" else entry for entry in vat_page()]
+    page.append(line("规格型号", 500, 460))
+    assert invoice_result(page).fields["tax_rates"].value == ["6%"]
+
+
 def test_generic_invoice_fields() -> None:
     page = [
         line("Acme Widgets Ltd.", 80, 40, 300),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
 
 from pipeline.extract.layout import (
@@ -199,7 +200,13 @@ def looks_like_vat_invoice(text: str) -> bool:
         return True
     # A blurred photo loses labels, but a printed VAT invoice title and two more labels still say it.
     loose = ("发票号码", "发票代码", "票日期", "校验码", "价税合计", "纳税人", "税额", "小写", "大写")
-    return TITLE.search(text) is not None and sum(anchor in text for anchor in loose) >= 2
+    if TITLE.search(text) is not None and sum(anchor in text for anchor in loose) >= 2:
+        return True
+    # Or the form itself, when the title and the header's labels were misread: the buyer's and the
+    # seller's blocks each print a taxpayer ID label, and the total line its amount in words and
+    # figures. Receipts and fiscal 票据 print no party blocks.
+    form = ("价税合计", "开户行及账号", "地址、电话", "地址电话", "小写", "大写")
+    return "发票" in text and text.count("纳税人识别号") >= 2 and sum(label in text for label in form) >= 3
 
 
 def find_title(lines: Sequence[TextLine]) -> Hit | None:
@@ -327,7 +334,10 @@ def extract_vat(lines: Sequence[TextLine]) -> dict[str, Hit | None]:
     if found["total_amount_words"] is None:
         words = search_lines(lines, accept_words)
         found["total_amount_words"] = next((hit for hit in words if re.search("[元圆]", hit.text)), None)
+    found["total_amount_words"] = _partly_read_words(found["total_amount_words"])
     found["total_amount"] = value_after_label(rows, TOTAL_LABEL, accept_amount)
+    if found["total_amount"] is None:
+        found["total_amount"] = _total_on_words_row(rows)
     _read_sum_row(rows, found)
     _settle_amounts(lines, found)
     found["tax_rates"] = _tax_rates(rows)
@@ -341,6 +351,33 @@ def extract_vat(lines: Sequence[TextLine]) -> dict[str, Hit | None]:
 
 def _text(hit: Hit | None) -> str:
     return hit.text if hit else ""
+
+
+def _partly_read_words(hit: Hit | None) -> Hit | None:
+    """Sends to review an amount in words that OCR broke in two: 玖佰零陆元集角伍分 (柒 misread)
+    parses as 玖佰零陆元, and what follows the break (角伍分) is lost."""
+    if hit is None:
+        return None
+    rest = "".join(normalize(line.text) for line in hit.lines).replace(hit.text, "", 1)
+    left = "".join(ch for ch in rest if ch in CAPITAL_CHARS)
+    if not left:
+        return hit
+    return replace(hit, notes=(*hit.notes, f"amount in words only partly read: {left} left over"))
+
+
+def _total_on_words_row(rows: Sequence[Row]) -> Hit | None:
+    """The total when its (小写) label was misread: the form prints it at the right end of the
+    价税合计 (大写) row, a ¥ amount after the amount in words."""
+    for match in find_labels(rows, WORDS_LABEL):
+        if "合计" not in match.row.text[: match.start]:  # 价税合计 (大写): not another 大写
+            continue
+        tail = match.row.text[match.end :]
+        amounts = [m for m in YEN_AMOUNT.finditer(tail) if parse_amount(m.group().lstrip("Y")) is not None]
+        if amounts:
+            last = amounts[-1]
+            line = match.row.lines[match.row.line_at(match.end + last.start())]
+            return Hit(f"{parse_amount(last.group().lstrip('Y')):.2f}", (line,))
+    return None
 
 
 def _read_sum_row(rows: Sequence[Row], found: dict[str, Hit | None]) -> None:
@@ -389,6 +426,9 @@ def _settle_amounts(lines: Sequence[TextLine], found: dict[str, Hit | None]) -> 
 def _tax_rates(rows: Sequence[Row]) -> Hit | None:
     """Rates printed in the item lines, between the table header and the 合计 row."""
     header = next((index for index, row in enumerate(rows) if "税率" in row.text), None)
+    if header is None:  # the 税率 heading misread: the table's header row by its other headings
+        headings = ("规格型号", "项目名称", "货物或应税劳务")
+        header = next((index for index, row in enumerate(rows) if any(h in row.text for h in headings)), None)
     if header is None:
         return None
     rates: list[str] = []
