@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import logging
 import os
 import re
@@ -38,7 +37,6 @@ from pipeline.config import Settings
 from pipeline.errors import ClusterError, ConfigError, MissingDependency, PipelineError, StorageError
 from pipeline.ingest import Job, WorkResult, work
 from pipeline.lifeline import die_with_parent
-from pipeline.model import InvoiceResult
 from pipeline.store import Store, is_s3_location, open_objects, put_original, write_document
 from pipeline.store.objects import ObjectStore, original_key
 
@@ -114,8 +112,7 @@ def process_stored(document_id: str, path: str, name: str, settings: Settings) -
     if result.result_json is None:
         return result
     try:
-        invoice = InvoiceResult.from_dict(json.loads(result.result_json))
-        written = write_document(objects, name, invoice, result.page_pngs, body=result.result_json)
+        written = write_document(objects, name, result.invoice(), result.page_pngs, body=result.result_json)
     except StorageError as exc:
         return WorkResult(
             path, document_id, None, [], "StorageError", str(exc), result.seconds, result.worker

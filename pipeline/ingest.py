@@ -120,6 +120,11 @@ class WorkResult:
     written: Written | None = None
     stages: dict[str, float] = field(default_factory=dict)  # CPU seconds per stage (process.STAGES)
 
+    def invoice(self) -> InvoiceResult:
+        """The result the worker sent (``result_json`` is set: not an error)."""
+        assert self.result_json is not None
+        return InvoiceResult.from_dict(json.loads(self.result_json))
+
 
 @dataclass
 class Job:
@@ -475,7 +480,7 @@ def save_result(result: WorkResult, data: bytes, name: str, store: Store) -> Out
             error_type=result.error_type,
             **common,
         )
-    invoice = InvoiceResult.from_dict(json.loads(result.result_json))
+    invoice = result.invoice()
     store_started = time.thread_time()  # this saving thread only: others save meanwhile
     try:
         if result.written is not None:

@@ -137,7 +137,7 @@ class Page:
     note: str = ""
     structured: StructuredInvoice | None = None
     drawn_from_data: bool = False  # an XML invoice's page, drawn from its values: no QR code to look for
-    # Pixel boxes (x0, y0, x1, y1) where a PDF places square images: its QR code is looked for there first.
+    # Pixel boxes (x0, y0, x1, y1) of a text-layer PDF page's square images: its QR code is looked for there first.
     qr_hints: tuple[tuple[int, int, int, int], ...] = ()
 
     @property

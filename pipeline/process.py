@@ -129,9 +129,7 @@ def process_document(data: bytes, source_name: str, settings: Settings) -> Proce
             note = "; ".join(filter(None, [page.note, ", ".join(steps)]))
         if qr_payload is None and not page.drawn_from_data:
             with _timed(stages, "qr"):
-                qr_payload = find_invoice_qr(
-                    image, sharp=source == "text_layer", hints=page.qr_hints if source == "text_layer" else ()
-                )
+                qr_payload = find_invoice_qr(image, sharp=source == "text_layer", hints=page.qr_hints)
         lines.extend(page_lines)
         height, width = image.shape[:2]
         infos.append(PageInfo(page.index, width, height, source, time.perf_counter() - page_started, note))

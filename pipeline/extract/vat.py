@@ -371,13 +371,22 @@ def _total_on_words_row(rows: Sequence[Row]) -> Hit | None:
     for match in find_labels(rows, WORDS_LABEL):
         if "合计" not in match.row.text[: match.start]:  # 价税合计 (大写): not another 大写
             continue
-        tail = match.row.text[match.end :]
-        amounts = [m for m in YEN_AMOUNT.finditer(tail) if parse_amount(m.group().lstrip("Y")) is not None]
+        amounts = _yen_amounts(match.row.text[match.end :])
         if amounts:
-            last = amounts[-1]
+            last, value = amounts[-1]
             line = match.row.lines[match.row.line_at(match.end + last.start())]
-            return Hit(f"{parse_amount(last.group().lstrip('Y')):.2f}", (line,))
+            return Hit(f"{value:.2f}", (line,))
     return None
+
+
+def _yen_amounts(text: str) -> list[tuple[re.Match[str], Decimal]]:
+    """The ¥ amounts in a normalised text, with their values (a blurred ¥ read as Y counts)."""
+    found = []
+    for match in YEN_AMOUNT.finditer(text):
+        value = parse_amount(match.group().lstrip("Y"))
+        if value is not None:
+            found.append((match, value))
+    return found
 
 
 def _read_sum_row(rows: Sequence[Row], found: dict[str, Hit | None]) -> None:
@@ -408,12 +417,7 @@ def _settle_amounts(lines: Sequence[TextLine], found: dict[str, Hit | None]) -> 
     excl, tax = found["amount_excl_tax"], found["tax_amount"]
     if excl is not None and tax is not None and Decimal(excl.text) + Decimal(tax.text) == total:
         return
-    yen_hits = [
-        Hit(f"{parse_amount(m.group().lstrip('Y'))}", (line,))
-        for line in lines
-        for m in YEN_AMOUNT.finditer(normalize(line.text))
-        if parse_amount(m.group().lstrip("Y")) is not None
-    ]
+    yen_hits = [Hit(f"{value}", (line,)) for line in lines for _, value in _yen_amounts(normalize(line.text))]
     for first in yen_hits:
         for second in yen_hits:
             if first is second or Decimal(first.text) < Decimal(second.text):

@@ -68,7 +68,8 @@ def load_pdf(data: bytes, settings: Settings) -> list[Page]:
                     text_layer=lines,
                     text_layer_trusted=trusted,
                     note="" if trusted or not lines else "text layer unreadable, page OCR'd",
-                    qr_hints=square_images(pdf_page, scale),
+                    # Only where the page image is the render itself: an OCR'd page is turned and cropped.
+                    qr_hints=square_images(pdf_page, scale) if trusted else (),
                 )
             )
         return pages
