@@ -13,9 +13,11 @@ from pipeline.model import DocType, FieldSource, FieldStatus, InvoiceResult, Tex
 from pipeline.validate import validate_invoice
 
 
-def line(text: str, x: float, y: float, width: float | None = None, conf: float = 0.99) -> TextLine:
+def line(
+    text: str, x: float, y: float, width: float | None = None, conf: float = 0.99, height: float = 24
+) -> TextLine:
     width = width if width is not None else 22 * len(text)
-    return TextLine(text=text, confidence=conf, polygon=polygon_from_rect(x, y, x + width, y + 24))
+    return TextLine(text=text, confidence=conf, polygon=polygon_from_rect(x, y, x + width, y + height))
 
 
 def vat_page(**overrides: str) -> list[TextLine]:
@@ -28,7 +30,7 @@ def vat_page(**overrides: str) -> list[TextLine]:
         **overrides,
     }
     return [
-        line("北京增值税专用发票", 680, 100, 500),
+        line("北京增值税专用发票", 680, 60, 500, height=60),  # the title: the largest print
         line(values["code"], 300, 90),
         line(f"No {values['number']}", 1270, 80),
         line("开票日期：", 1290, 180),
@@ -181,6 +183,29 @@ def invoice_result(page: list[TextLine]) -> InvoiceResult:
     )
     validate_invoice(result)
     return result
+
+
+def test_a_title_read_only_in_small_print_goes_to_review_and_a_label_naming_the_kind_is_none() -> None:
+    """The large title misread (a character dropped): a body line that names the invoice's kind
+    in a label is not its title, and a title found only in small print may be part of the real one."""
+    page = [row for row in vat_page() if row.text != "北京增值税专用发票"]
+    page.append(line("北京增值税用发票", 680, 60, 500, conf=0.998, height=60))
+    labelled = [*page, line("所属增值税专用发票代码：1100214130", 120, 1000)]
+    assert invoice_result(labelled).fields["title"].value is None
+    small = invoice_result([*page, line("增值税专用发票", 120, 1000)]).fields["title"]
+    assert small.value == "增值税专用发票" and small.status == FieldStatus.NEEDS_REVIEW
+    assert any("small print" in reason for reason in small.reasons)
+    # Read in full, the large title is auto-accepted.
+    assert invoice_result(vat_page()).fields["title"].status == FieldStatus.OK
+
+
+def test_a_fully_digital_title_read_in_part_goes_to_review() -> None:
+    page = [row for row in vat_page() if row.text != "北京增值税专用发票"]
+    misread = invoice_result([*page, line("电了发票（增值税专用发票）", 680, 60, 500, height=60)]).fields[
+        "title"
+    ]
+    assert misread.value == "增值税专用发票" and misread.status == FieldStatus.NEEDS_REVIEW
+    assert any("read in part" in reason for reason in misread.reasons)
 
 
 def test_the_total_at_the_end_of_the_words_row_when_its_label_is_misread() -> None:

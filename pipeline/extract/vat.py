@@ -209,17 +209,38 @@ def looks_like_vat_invoice(text: str) -> bool:
     return "发票" in text and text.count("纳税人识别号") >= 2 and sum(label in text for label in form) >= 3
 
 
+# A VAT invoice's title is the largest print on the form; body text is about half its height.
+TITLE_SIZE = 1.3  # a title line at least this many times the page's median line height
+# "所属增值税电子普通发票代码" names the kind of invoice in a label: not a title.
+NAMES_A_LABEL = re.compile(r"代码|号码")
+
+
 def find_title(lines: Sequence[TextLine]) -> Hit | None:
-    """The largest printed invoice title (seal and watermark text around it is ignored)."""
-    best: tuple[float, str, TextLine] | None = None
+    """The largest printed invoice title (seal and watermark text around it is ignored).
+
+    A title found only in small print (the large title misread, the words found inside a
+    body line) goes to review: it may be part of the real title.
+    """
+    best: tuple[float, re.Match[str], TextLine] | None = None
     for line in lines:
-        match = TITLE.search(normalize(line.text))
+        text = normalize(line.text)
+        match = next((m for m in TITLE.finditer(text) if not NAMES_A_LABEL.match(text, m.end())), None)
         if match and (best is None or line.height > best[0]):
-            best = (line.height, match.group(), line)
+            best = (line.height, match, line)
     if best is None:
         return None
-    title = best[1] if not best[1].startswith("电子发票(") or best[1].endswith(")") else best[1] + ")"
-    return Hit(cjk_brackets(title), (best[2],))
+    height, match, line = best
+    title = match.group()
+    title = title if not title.startswith("电子发票(") or title.endswith(")") else title + ")"
+    heights = sorted(other.height for other in lines if other.page == line.page)
+    notes = []
+    if height < TITLE_SIZE * heights[len(heights) // 2]:
+        notes.append("title found only in small print: the printed title may read differently")
+    # "电了发票(增值税专用发票)": a 全电 title whose first words were misread. (Other text on the
+    # line is common and harmless: the seal's 全国统一发票监制 runs into the title line.)
+    if match.string[: match.start()].rstrip().endswith("("):
+        notes.append(f"title read in part: {normalize(line.text)}")
+    return Hit(cjk_brackets(title), (line,), tuple(notes))
 
 
 def accept_check_code(text: str) -> str | None:
