@@ -6,24 +6,31 @@ and it runs PP-OCRv6's detector 2.5-3.5x faster on the machines measured
 (docs/OCR_SPEED.md). The precision is pinned to f32: OpenVINO would otherwise choose bf16 on
 CPUs that have it, and a page would read differently from one machine to the next.
 
-The model is compiled for each input shape it meets. With a dynamic shape OpenVINO plans no
+The detector is compiled for each input shape it meets. With a dynamic shape OpenVINO plans no
 reuse of its intermediate buffers and a 2000-px photo took 1 GB; compiled for its shape it
-takes half of that. Compiling takes about 0.3 s, so the compiled model of the last shape is
-kept (pages from one scanner share a size); its buffers are released after each page.
-Inputs are never padded to a common shape: the network pools over the whole page, so a
-padded page reads differently.
+takes half of that. Compiling takes 0.15-0.3 s CPU, so the compiled models of the last two
+shapes are kept (pages from one scanner, or one PDF producer, share a size); their buffers
+are released after each page. Inputs are never padded to a common shape: the network pools
+over the whole page, so a padded page reads differently.
 
-Recognition stays on ONNX Runtime: OpenVINO was no faster there on the varying line widths.
+Recognition stays on ONNX Runtime. OpenVINO read the same text, 3-7 % faster in RapidOCR's
+padded batches, but lines at their own width (a new shape almost every line) were 7 % slower
+and its cache of per-shape kernels took 200-300 MB more per worker; capping that cache made it
+slower still.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline.errors import MissingDependency, OcrEngineError
+
+# Compiled detectors kept, one per page shape: each holds ~50 MB once its buffers are released.
+DETECTOR_SHAPES_KEPT = 2
 
 
 class OpenVinoDetector:
@@ -50,32 +57,34 @@ class OpenVinoDetector:
             self._model = self._core.read_model(str(model_path))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
             raise OcrEngineError(f"OpenVINO could not read {model_path.name}: {exc}") from exc
-        self._shape: tuple[int, ...] | None = None
-        self._compiled: Any = None
-        self._request: Any = None
+        # shape -> (compiled model, its infer request), least recently used first
+        self._kept: OrderedDict[tuple[int, ...], tuple[Any, Any]] = OrderedDict()
         self.compiles = 0
 
-    def _compile(self, shape: tuple[int, ...]) -> None:
-        self._request = self._compiled = None  # the old shape's buffers go before the new ones come
+    def _compiled_for(self, shape: tuple[int, ...]) -> tuple[Any, Any]:
+        if shape in self._kept:
+            self._kept.move_to_end(shape)
+            return self._kept[shape]
+        while len(self._kept) >= DETECTOR_SHAPES_KEPT:
+            self._kept.popitem(last=False)
         model = self._model.clone()
         model.reshape(list(shape))
         try:
-            self._compiled = self._core.compile_model(model, "CPU", self._config)
+            compiled = self._core.compile_model(model, "CPU", self._config)
         except Exception as exc:
             raise OcrEngineError(f"OpenVINO could not compile {self.model_path.name}: {exc}") from exc
-        self._request, self._shape = self._compiled.create_infer_request(), shape
+        self._kept[shape] = (compiled, compiled.create_infer_request())
         self.compiles += 1
+        return self._kept[shape]
 
     def __call__(self, tensor: np.ndarray) -> np.ndarray:
-        if tuple(tensor.shape) != self._shape:
-            self._compile(tuple(tensor.shape))
-        request = self._request
+        compiled, request = self._compiled_for(tuple(tensor.shape))
         request.infer([np.ascontiguousarray(tensor, dtype=np.float32)])
         # The output tensor is reused by the next call: hand out a copy.
         output = np.array(request.get_output_tensor().data, copy=True)
         # Hand the intermediate buffers (about 450 MB on a 200-dpi page) back until the next page:
         # held, they sat under everything the rest of the page allocates.
-        self._compiled.release_memory()
+        compiled.release_memory()
         return output
 
 
