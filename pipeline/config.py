@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 EngineName = Literal["onnx", "paddle"]
 Orientation = Literal["detect", "retry"]
 OcrRuntime = Literal["openvino", "onnxruntime"]
+RecWidth = Literal["flat", "always", "never"]
 
 DEFAULT_STORE = "./invoice-store"
 
@@ -121,15 +122,24 @@ class Settings(BaseModel):
     # on harsh phone photos and receipts (docs/OCR_SPEED.md).
     ocr_det_max_side: int = Field(0, ge=0)
     # Read each line at its own width instead of batches padded to the widest line (>= 320 px);
-    # lines read with less than 0.98 confidence are read again padded. Off by default: -22 %
-    # recognition on 200-dpi pages, but harsh phone photos lost 0.5 pt (docs/OCR_SPEED.md).
-    ocr_rec_own_width: bool = False
+    # lines read with less than 0.98 confidence are read again padded. "flat" (default): on
+    # scans, renders and screenshots (-20 % recognition, every key field of
+    # make bench-accuracy unchanged), not on pages cut out of a photo, where harsh photos
+    # lost 0.5 pt; "always" (true); "never" (false) (docs/OCR_SPEED.md).
+    ocr_rec_own_width: RecWidth = "flat"
     # "detect": decide a page's quadrant turn once, from the detection boxes and the angle
     # classifier on a few lines; "retry": re-read the whole page per guess (the old way).
     ocr_orientation: Orientation = "detect"
     # What runs the default engine's text detector: OpenVINO (f32: the same boxes as ONNX
     # Runtime, 2.5-3.5x faster) or ONNX Runtime (RapidOCR's own session).
     ocr_runtime: OcrRuntime = "openvino"
+
+    @field_validator("ocr_rec_own_width", mode="before")
+    @classmethod
+    def _own_width_from_bool(cls, value: object) -> object:
+        # It was a yes/no setting: true and false (and "true"/"false" from the environment) still work.
+        aliases = {True: "always", False: "never", "true": "always", "false": "never"}
+        return aliases.get(value.lower() if isinstance(value, str) else value, value)  # type: ignore[call-overload]
 
     @field_validator("store")
     @classmethod

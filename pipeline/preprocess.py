@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 class Prepared:
     image: np.ndarray
     steps: list[str] = field(default_factory=list)
+    # Paper was found on a background and cut out: a photo, not a scan or a render.
+    photographed: bool = False
 
 
 def rotate_quadrant(image: np.ndarray, degrees: int) -> np.ndarray:
@@ -189,6 +191,7 @@ def prepare_page(image: np.ndarray, max_side: int) -> Prepared:
     if cropped is not prepared.image:
         prepared.image = cropped
         prepared.steps.append("crop")
+        prepared.photographed = True
     prepared.image, angle = deskew(prepared.image)
     if angle:
         prepared.steps.append(f"deskew {angle:+.1f}")

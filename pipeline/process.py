@@ -126,7 +126,9 @@ def process_document(data: bytes, source_name: str, settings: Settings) -> Proce
             used_ocr = True
             with _timed(stages, "preprocess"):
                 prepared = prepare_page(page.image, settings.ocr_max_side)
-            image, ocr, angle = engine.read_upright(prepared.image, page.index, stages)
+            image, ocr, angle = engine.read_upright(
+                prepared.image, page.index, stages, photographed=prepared.photographed
+            )
             steps = prepared.steps + ([f"rotate {angle}"] if angle else [])
             page_lines, source = ocr.lines, "ocr"
             note = "; ".join(filter(None, [page.note, ", ".join(steps)]))

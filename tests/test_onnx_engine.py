@@ -46,10 +46,20 @@ def test_detection_scale_caps_the_long_side_but_keeps_small_print() -> None:
 
 
 def test_settings_carry_the_engine_levers_and_pickle() -> None:
-    settings = Settings(ocr_det_max_side=0, ocr_rec_own_width=False, ocr_orientation="retry")
+    settings = Settings(ocr_det_max_side=0, ocr_rec_own_width="never", ocr_orientation="retry")
     again = pickle.loads(pickle.dumps(settings))
     assert again == settings
-    assert (again.ocr_det_max_side, again.ocr_rec_own_width, again.ocr_orientation) == (0, False, "retry")
+    assert (again.ocr_det_max_side, again.ocr_rec_own_width, again.ocr_orientation) == (0, "never", "retry")
+    # Own width was a yes/no setting: old values still mean what they meant.
+    assert Settings().ocr_rec_own_width == "flat"
+    assert [Settings(ocr_rec_own_width=v).ocr_rec_own_width for v in (True, False, "true", "FALSE")] == [
+        "always",
+        "never",
+        "always",
+        "never",
+    ]
+    with pytest.raises(ValueError):
+        Settings(ocr_rec_own_width="sometimes")
     with pytest.raises(ValueError):
         Settings(ocr_orientation="sideways")
     with pytest.raises(ValueError):
@@ -88,9 +98,9 @@ def test_reads_a_real_invoice_with_stage_timings(engine: OnnxEngine, eval_dir: P
 def test_own_width_and_small_detection_read_what_the_defaults_read(engine: OnnxEngine) -> None:
     """The levers change how lines are cut and padded, not what they say."""
     image = cv2.imread(str(CLEAN))
-    levers = OnnxEngine(options=OnnxOptions(det_max_side=1280, rec_own_width=True))
+    levers = OnnxEngine(options=OnnxOptions(det_max_side=1280, rec_own_width="always"))
     fast = "".join(_texts(levers.recognize(image).lines))
-    plain = OnnxEngine(options=OnnxOptions(det_max_side=0, rec_own_width=False))
+    plain = OnnxEngine(options=OnnxOptions(det_max_side=0, rec_own_width="never"))
     slow = [text for text in _texts(plain.recognize(image).lines) if len(text) >= 4]
     # Lines may be split or joined differently; their text is still there.
     assert sum(text in fast for text in slow) >= 0.8 * len(slow)
@@ -165,3 +175,17 @@ def test_lines_read_unsure_at_their_own_width_take_the_padded_reading() -> None:
     lines = engine._read(image, boxes, 0, None)
     assert unsure and len(unsure) < len(crops) / 2  # most lines of a clean page are sure
     assert [line.text for line in lines] == expected
+
+
+@pytest.mark.slow
+def test_by_default_own_width_is_for_flat_pages_and_photos_are_read_padded(engine: OnnxEngine) -> None:
+    """A page cut out of a photo is read in RapidOCR's padded batches; a scan or render at own width."""
+    assert engine.options.rec_own_width == "flat" and "flat pages" in engine.version()
+    image = cv2.imread(str(CLEAN))
+    boxes = engine._detect(image)
+    always = OnnxEngine(options=OnnxOptions(rec_own_width="always"))
+    never = OnnxEngine(options=OnnxOptions(rec_own_width="never"))
+    flat, photo = engine._read(image, boxes, 0, None), engine._read(image, boxes, 0, None, photographed=True)
+    assert [line.text for line in flat] == [line.text for line in always._read(image, boxes, 0, None)]
+    assert [line.text for line in photo] == [line.text for line in never._read(image, boxes, 0, None, True)]
+    assert [line.confidence for line in flat] != [line.confidence for line in photo]

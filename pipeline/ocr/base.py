@@ -33,11 +33,17 @@ class OcrEngine(ABC):
         """Library and model versions, recorded in every result."""
 
     @abstractmethod
-    def recognize(self, image: np.ndarray, page: int = 0, timings: Timings | None = None) -> OcrPage:
-        """Return the text lines of ``image`` with polygons in its pixel coordinates."""
+    def recognize(
+        self, image: np.ndarray, page: int = 0, timings: Timings | None = None, *, photographed: bool = False
+    ) -> OcrPage:
+        """Return the text lines of ``image`` with polygons in its pixel coordinates.
+
+        ``photographed``: the page was cut out of a photo (preprocess found paper on a
+        background); an engine may read such pages more cautiously.
+        """
 
     def read_upright(
-        self, image: np.ndarray, page: int = 0, timings: Timings | None = None
+        self, image: np.ndarray, page: int = 0, timings: Timings | None = None, *, photographed: bool = False
     ) -> tuple[np.ndarray, OcrPage, int]:
         """Turn the page upright (0/90/180/270 degrees counter-clockwise) and read it.
 
@@ -47,7 +53,7 @@ class OcrEngine(ABC):
         """
         from pipeline.ocr.orientation import read_upright_by_retry
 
-        return read_upright_by_retry(self, image, page, timings)
+        return read_upright_by_retry(self, image, page, timings, photographed=photographed)
 
     def warm_up(self) -> None:
         """Run once on a tiny image so model loading happens at start, not on the first invoice."""

@@ -9,7 +9,10 @@ the steps itself:
 - detection on a copy of the page scaled to ``det_max_side`` (never with a short side below
   RapidOCR's own 736 px minimum); the boxes are mapped back and every line is cut from the
   full-resolution page;
-- recognition of each line at its own width (``rec_own_width``);
+- recognition of each line at its own width (``rec_own_width``: "flat" pages only by default;
+  a page cut out of a photo is read in RapidOCR's padded batches, the shape the model was
+  trained on, because blurred short lines read at their own width were sometimes misread
+  with full confidence);
 - the page's quadrant turn decided once, from the detection boxes' shape and the angle
   classifier on a few lines, instead of re-reading the whole page per guess;
 - detection run by OpenVINO's CPU plugin in f32 on the same ONNX file (``runtime="openvino"``,
@@ -67,7 +70,8 @@ CLS_THRESH = 0.9  # Cls.cls_thresh: a "180" vote needs this confidence
 class OnnxOptions:
     threads: int = 1
     det_max_side: int = 0  # 0: RapidOCR's own detection size (up to 2000 px)
-    rec_own_width: bool = True  # False: RapidOCR's padded batches (>= 320 px)
+    # "flat": own width except on photographed pages; "always"; "never": RapidOCR's padded batches (>= 320 px)
+    rec_own_width: str = "flat"
     orientation: str = "detect"  # "detect": decide once from the boxes; "retry": re-read per guess
     runtime: str = "openvino"  # the detector's; "onnxruntime": RapidOCR's own session
 
@@ -193,7 +197,9 @@ class OnnxEngine(OcrEngine):
             base = f"rapidocr / {BUNDLED_MODELS}"
         opts = self.options
         det = f"det {opts.det_max_side} px" if opts.det_max_side else "det 2000 px"
-        rec = "rec own width" if opts.rec_own_width else "rec padded"
+        rec = {"flat": "rec own width on flat pages", "always": "rec own width"}.get(
+            opts.rec_own_width, "rec padded"
+        )
         return f"{base} ({det}, {rec})"
 
     # ---- the steps ------------------------------------------------------------------------
@@ -216,12 +222,24 @@ class OnnxEngine(OcrEngine):
     def _crops(self, image: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
         return [self._parts.crop(image, box.copy()) for box in boxes]
 
-    def _read(self, image: np.ndarray, boxes: np.ndarray, page: int, timings: Timings | None) -> list:
+    def _own_width(self, photographed: bool) -> bool:
+        return self.options.rec_own_width == "always" or (
+            self.options.rec_own_width == "flat" and not photographed
+        )
+
+    def _read(
+        self,
+        image: np.ndarray,
+        boxes: np.ndarray,
+        page: int,
+        timings: Timings | None,
+        photographed: bool = False,
+    ) -> list:
         started = time.process_time()
         crops = self._crops(image, boxes)
         if not crops:
             results: list[tuple[str, float]] = []
-        elif self.options.rec_own_width:
+        elif self._own_width(photographed):
             results = [self._parts.recognise_one(crop) for crop in crops]
             unsure = [i for i, (_, score) in enumerate(results) if score < OWN_WIDTH_SURE]
             if unsure:
@@ -243,11 +261,13 @@ class OnnxEngine(OcrEngine):
         finally:
             add_time(timings, "detection", time.process_time() - started)
 
-    def recognize(self, image: np.ndarray, page: int = 0, timings: Timings | None = None) -> OcrPage:
+    def recognize(
+        self, image: np.ndarray, page: int = 0, timings: Timings | None = None, *, photographed: bool = False
+    ) -> OcrPage:
         started = time.process_time()
         try:
             boxes = self._timed_detect(image, timings)
-            lines = self._read(image, boxes, page, timings)
+            lines = self._read(image, boxes, page, timings, photographed)
         except Exception as exc:
             raise OcrEngineError(f"RapidOCR failed on page {page + 1}: {exc}") from exc
         return OcrPage(lines=lines, engine=self.name, seconds=time.process_time() - started)
@@ -283,10 +303,10 @@ class OnnxEngine(OcrEngine):
         return (180 if flipped > upright else 0), sure
 
     def read_upright(
-        self, image: np.ndarray, page: int = 0, timings: Timings | None = None
+        self, image: np.ndarray, page: int = 0, timings: Timings | None = None, *, photographed: bool = False
     ) -> tuple[np.ndarray, OcrPage, int]:
         if self.options.orientation != "detect":
-            return super().read_upright(image, page, timings)
+            return super().read_upright(image, page, timings, photographed=photographed)
         started = time.process_time()
         try:
             boxes = self._timed_detect(image, timings)
@@ -297,12 +317,13 @@ class OnnxEngine(OcrEngine):
             if angle:
                 turned = rotate_quadrant(image, angle)
                 boxes = self._timed_detect(turned, timings)
-            lines = self._read(turned, boxes, page, timings)
+            lines = self._read(turned, boxes, page, timings, photographed)
             if not sure and not looks_upright(lines):
                 # The classifier was split: read the opposite end up as well and keep the better.
                 other = (angle + 180) % 360
                 other_image = rotate_quadrant(image, other)
-                other_lines = self._read(other_image, self._timed_detect(other_image, timings), page, timings)
+                other_boxes = self._timed_detect(other_image, timings)
+                other_lines = self._read(other_image, other_boxes, page, timings, photographed)
                 if text_score(other_lines) > text_score(lines):
                     turned, lines, angle = other_image, other_lines, other
         except Exception as exc:

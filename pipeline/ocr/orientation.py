@@ -37,10 +37,15 @@ def looks_upright(lines: list[TextLine]) -> bool:
 
 
 def read_upright_by_retry(
-    engine: OcrEngine, image: np.ndarray, page: int, timings: Timings | None = None
+    engine: OcrEngine,
+    image: np.ndarray,
+    page: int,
+    timings: Timings | None = None,
+    *,
+    photographed: bool = False,
 ) -> tuple[np.ndarray, OcrPage, int]:
     """OCR the page, turning it by 90/180/270 degrees (whole re-reads) when it does not read upright."""
-    first = engine.recognize(image, page, timings)
+    first = engine.recognize(image, page, timings, photographed=photographed)
     if looks_upright(first.lines):
         return image, first, 0
     best = (text_score(first.lines), image, first, 0)
@@ -49,7 +54,7 @@ def read_upright_by_retry(
     seconds = first.seconds
     for angle in order:
         turned = rotate_quadrant(image, angle)
-        attempt = engine.recognize(turned, page, timings)
+        attempt = engine.recognize(turned, page, timings, photographed=photographed)
         seconds += attempt.seconds
         score = text_score(attempt.lines)
         if score > best[0]:

@@ -241,7 +241,9 @@ class PaddleEngine(OcrEngine):
     def version(self) -> str:
         return self._version
 
-    def recognize(self, image: np.ndarray, page: int = 0, timings: Timings | None = None) -> OcrPage:
+    def recognize(
+        self, image: np.ndarray, page: int = 0, timings: Timings | None = None, *, photographed: bool = False
+    ) -> OcrPage:
         bgr = _as_bgr(image)
         height, width = bgr.shape[:2]
         start = time.perf_counter()
