@@ -238,13 +238,19 @@ class CachedEngine:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.engine, name)
 
-    def recognize(self, image: Any, page: int = 0) -> Any:
+    def read_upright(
+        self, image: Any, page: int = 0, timings: Any = None, *, photographed: bool = False
+    ) -> Any:
+        """The engine's upright reading of ``image``: its lines and turn from disk when seen before."""
         import hashlib
 
         from pipeline.model import OcrPage, TextLine
+        from pipeline.preprocess import rotate_quadrant
 
         digest = hashlib.sha256()
-        digest.update(f"{image.shape}|{image.dtype}|{self.engine.version()}|{self.settings_key}".encode())
+        digest.update(
+            f"{image.shape}|{image.dtype}|{self.engine.version()}|{self.settings_key}|{photographed}".encode()
+        )
         digest.update(image.tobytes())
         path = self.directory / digest.hexdigest()[:2] / f"{digest.hexdigest()}.json"
         if path.is_file():
@@ -258,11 +264,17 @@ class CachedEngine:
                 )
                 for line in data["lines"]
             ]
-            return OcrPage(lines=lines, engine=data["engine"], seconds=0.0)
-        ocr = self.engine.recognize(image, page)
+            angle = int(data["angle"])
+            return (
+                rotate_quadrant(image, angle),
+                OcrPage(lines=lines, engine=data["engine"], seconds=0.0),
+                angle,
+            )
+        turned, ocr, angle = self.engine.read_upright(image, page, timings, photographed=photographed)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "engine": ocr.engine,
+            "angle": angle,
             "lines": [
                 {"text": line.text, "confidence": line.confidence, "polygon": [list(p) for p in line.polygon]}
                 for line in ocr.lines
@@ -271,7 +283,7 @@ class CachedEngine:
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
         temporary.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
         temporary.replace(path)
-        return ocr
+        return turned, ocr, angle
 
 
 def use_ocr_cache(directory: Path) -> None:
@@ -283,7 +295,7 @@ def use_ocr_cache(directory: Path) -> None:
         return
 
     def cached_get_engine(settings: Settings) -> Any:
-        key = f"{settings.engine}|{settings.ocr_max_side}|{settings.threads_per_worker}"
+        key = f"{settings.engine}|{settings.ocr_max_side}|{settings.threads_per_worker}|{settings.ocr_orientation}"
         return CachedEngine(get_engine(settings), directory, key)
 
     cached_get_engine.cached_in = directory  # type: ignore[attr-defined]
