@@ -122,7 +122,7 @@ class Settings(BaseModel):
     # on harsh phone photos and receipts (docs/OCR_SPEED.md).
     ocr_det_max_side: int = Field(0, ge=0)
     # Read each line at its own width instead of batches padded to the widest line (>= 320 px);
-    # lines read with less than 0.98 confidence are read again padded. "flat" (default): on
+    # lines read with less than 0.98 confidence are read again padded to 320 px. "flat" (default): on
     # scans, renders and screenshots (-20 % recognition, every key field of
     # make bench-accuracy unchanged), not on pages cut out of a photo, where harsh photos
     # lost 0.5 pt; "always" (true); "never" (false) (docs/OCR_SPEED.md).

@@ -16,7 +16,14 @@ import pytest
 
 from pipeline.config import Settings
 from pipeline.ocr import create_engine, get_engine
-from pipeline.ocr.onnx import OWN_WIDTH_SURE, TEXT_SCORE, OnnxEngine, OnnxOptions, detection_scale
+from pipeline.ocr.onnx import (
+    OWN_WIDTH_SURE,
+    RAPID_MIN_WIDTH,
+    TEXT_SCORE,
+    OnnxEngine,
+    OnnxOptions,
+    detection_scale,
+)
 from pipeline.ocr.openvino_runtime import OpenVinoDetector
 from pipeline.preprocess import rotate_quadrant
 from tests.conftest import SAMPLES
@@ -162,14 +169,14 @@ def test_openvino_detection_finds_the_boxes_onnx_runtime_finds(engine: OnnxEngin
 
 
 @pytest.mark.slow
-def test_lines_read_unsure_at_their_own_width_take_the_padded_reading() -> None:
+def test_lines_read_unsure_at_their_own_width_take_the_reading_padded_to_320_px() -> None:
     engine = OnnxEngine(options=OnnxOptions(rec_own_width="always"))
     image = cv2.imread(str(CLEAN))
     boxes = engine._detect(image)
     crops = engine._crops(image, boxes)
     own = [engine._parts.recognise_one(crop) for crop in crops]
     unsure = [i for i, (_, score) in enumerate(own) if score < OWN_WIDTH_SURE]
-    again = dict(zip(unsure, engine._parts.recognise_padded([crops[i] for i in unsure]), strict=True))
+    again = {i: engine._parts.recognise_one(crops[i], RAPID_MIN_WIDTH) for i in unsure}
     readings = [again.get(i, own[i]) for i in range(len(crops))]
     expected = [text.strip() for text, score in readings if text.strip() and score >= TEXT_SCORE]
     lines = engine._read(image, boxes, 0, None)
