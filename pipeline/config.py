@@ -122,7 +122,7 @@ class Settings(BaseModel):
     # on harsh phone photos and receipts (docs/OCR_SPEED.md).
     ocr_det_max_side: int = Field(0, ge=0)
     # Read each line at its own width instead of batches padded to the widest line (>= 320 px);
-    # lines read with less than 0.98 confidence are read again padded to 320 px. "flat" (default): on
+    # lines read with less than 0.95 confidence are read again padded to 320 px. "flat" (default): on
     # scans, renders and screenshots (-20 % recognition, every key field of
     # make bench-accuracy unchanged), not on pages cut out of a photo, where harsh photos
     # lost 0.5 pt; "always" (true); "never" (false) (docs/OCR_SPEED.md).
@@ -137,7 +137,7 @@ class Settings(BaseModel):
     @field_validator("ocr_rec_own_width", mode="before")
     @classmethod
     def _own_width_from_bool(cls, value: object) -> object:
-        # It was a yes/no setting: true and false (and "true"/"false" from the environment) still work.
+        # It was a yes/no setting: true and false (also as text, e.g. bench_accuracy --ocr) still work.
         aliases = {True: "always", False: "never", "true": "always", "false": "never"}
         return aliases.get(value.lower() if isinstance(value, str) else value, value)  # type: ignore[call-overload]
 
