@@ -125,6 +125,7 @@ def test_the_ocr_cache_returns_what_the_engine_read(tmp_path: Path) -> None:
     import numpy as np
 
     from pipeline.model import OcrPage, TextLine, polygon_from_rect
+    from pipeline.preprocess import rotate_quadrant
 
     bench = load_bench()
 
@@ -134,22 +135,27 @@ def test_the_ocr_cache_returns_what_the_engine_read(tmp_path: Path) -> None:
         def version(self) -> str:
             return "fake-1"
 
-        def recognize(self, image: Any, page: int = 0) -> OcrPage:
+        def read_upright(
+            self, image: Any, page: int = 0, timings: Any = None, *, photographed: bool = False
+        ) -> tuple[Any, OcrPage, int]:
             CountingEngine.calls += 1
             line = TextLine("发票号码 12345678", 0.97, polygon_from_rect(1, 2, 30, 12), page)
-            return OcrPage([line], "fake-1", 1.0)
+            return rotate_quadrant(image, 180), OcrPage([line], "fake-1", 1.0), 180
 
-    engine = bench.CachedEngine(CountingEngine(), tmp_path, "onnx|2400|1")
-    image = np.zeros((20, 40, 3), np.uint8)
-    first = engine.recognize(image, 0)
-    again = engine.recognize(image.copy(), 0)
+    engine = bench.CachedEngine(CountingEngine(), tmp_path, "onnx|2400|1|detect")
+    image = np.arange(20 * 40 * 3, dtype=np.uint8).reshape(20, 40, 3)
+    first_image, first, first_angle = engine.read_upright(image, 0)
+    again_image, again, again_angle = engine.read_upright(image.copy(), 0)
     assert CountingEngine.calls == 1
     assert [(line.text, line.confidence, line.polygon) for line in again.lines] == [
         (line.text, line.confidence, line.polygon) for line in first.lines
     ]
-    image[0, 0] = 1  # another image: read again
-    engine.recognize(image, 0)
+    assert again_angle == first_angle == 180 and np.array_equal(again_image, first_image)
+    engine.read_upright(image, 0, photographed=True)  # read another way: not the same answer
     assert CountingEngine.calls == 2
+    image[0, 0] = 1  # another image: read again
+    engine.read_upright(image, 0)
+    assert CountingEngine.calls == 3
 
 
 @pytest.mark.slow
