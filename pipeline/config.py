@@ -122,10 +122,11 @@ class Settings(BaseModel):
     # on harsh phone photos and receipts (docs/OCR_SPEED.md).
     ocr_det_max_side: int = Field(0, ge=0)
     # Read each line at its own width instead of batches padded to the widest line (>= 320 px);
-    # lines read with less than 0.95 confidence are read again padded to 320 px. "flat" (default): on
-    # scans, renders and screenshots (-20 % recognition, every key field of
-    # make bench-accuracy unchanged), not on pages cut out of a photo, where harsh photos
-    # lost 0.5 pt; "always" (true); "never" (false) (docs/OCR_SPEED.md).
+    # lines read with less than 0.95 confidence are read again padded to 320 px.
+    # "flat" (default): on scans, renders and screenshots (recognition -25 to -35 % CPU on
+    # 200-dpi pages, every key field of make bench-accuracy unchanged), not on pages cut out
+    # of a photo, where harsh photos lost 0.5 pt; "always" (true); "never" (false)
+    # (docs/OCR_SPEED.md).
     ocr_rec_own_width: RecWidth = "flat"
     # "detect": decide a page's quadrant turn once, from the detection boxes and the angle
     # classifier on a few lines; "retry": re-read the whole page per guess (the old way).
