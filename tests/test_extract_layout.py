@@ -571,3 +571,19 @@ def test_sum_row_amounts_in_separate_cells_are_not_run_together() -> None:
     values = {name: found.value for name, found in extract_fields(page, FieldSource.OCR, 0.9).fields.items()}
     assert values["amount_excl_tax"] == "15186.66"
     assert values["tax_amount"] == "911.20"
+
+
+def test_a_vat_invoice_whose_labels_each_lost_a_character_is_still_one() -> None:
+    """An unseen harsh photo read 发票代吗, 份税合计, 纳人识时号, 纳税人识制号, 开户行成账号 and
+    the title without 子: no label exact enough for the other rules, four within one character."""
+    from pipeline.extract.vat import looks_like_vat_invoice
+
+    misread = (
+        "天津增值税电普通发票发票代吗：012001800111发票号码：38257275开票日期：2018年09月17日"
+        "名称：深圳中买飞贷金融科技有限公司纳人识时号：914403005891868120地址、电话：开户行成账号："
+        "份税合计（大写）玖佰零轴元柴角任分（小写）￥906.75名称：清滴出行科技有限公司纳税人识制号：911201163409833307"
+    )
+    assert looks_like_vat_invoice(misread)
+    # A toll receipt prints a few such labels, not four: it stays "not an invoice".
+    toll = "通行费票据 票据代码：12345678 票据号码：00012345 开票日期：2021年01月01日 金额：¥35.00"
+    assert not looks_like_vat_invoice(toll)

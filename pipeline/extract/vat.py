@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 from decimal import Decimal
+from functools import cache
 
 from pipeline.extract.layout import (
     Hit,
@@ -206,7 +207,20 @@ def looks_like_vat_invoice(text: str) -> bool:
     # seller's blocks each print a taxpayer ID label, and the total line its amount in words and
     # figures. Receipts and fiscal 票据 print no party blocks.
     form = ("价税合计", "开户行及账号", "地址、电话", "地址电话", "小写", "大写")
-    return "发票" in text and text.count("纳税人识别号") >= 2 and sum(label in text for label in form) >= 3
+    if "发票" in text and text.count("纳税人识别号") >= 2 and sum(label in text for label in form) >= 3:
+        return True
+    # Or most of its labels each read with one character wrong or lost (发票代吗, 份税合计,
+    # 纳税人识制号): four of them, where three read exactly are enough.
+    fuzzy = ("发票号码", "开票日期", "价税合计", "纳税人识别号", "发票代码", "开户行及账号")
+    return "票" in text and sum(_one_off(label).search(text) is not None for label in fuzzy) >= 4
+
+
+@cache
+def _one_off(label: str) -> re.Pattern[str]:
+    """``label`` with at most one character replaced or left out."""
+    variants = [label[:i] + "." + label[i + 1 :] for i in range(len(label))]
+    variants += [label[:i] + label[i + 1 :] for i in range(len(label))]
+    return re.compile("|".join(variants))
 
 
 # A VAT invoice's title is the largest print on the form; body text is about half its height.
