@@ -578,12 +578,32 @@ def test_a_vat_invoice_whose_labels_each_lost_a_character_is_still_one() -> None
     the title without 子: no label exact enough for the other rules, four within one character."""
     from pipeline.extract.vat import looks_like_vat_invoice
 
-    misread = (
-        "天津增值税电普通发票发票代吗：012001800111发票号码：38257275开票日期：2018年09月17日"
-        "名称：深圳中买飞贷金融科技有限公司纳人识时号：914403005891868120地址、电话：开户行成账号："
-        "份税合计（大写）玖佰零轴元柴角任分（小写）￥906.75名称：清滴出行科技有限公司纳税人识制号：911201163409833307"
-    )
-    assert looks_like_vat_invoice(misread)
+    misread = [
+        "天津增值税电普通发票",
+        "发票代吗：012001800111",
+        "发票号码：38257275",
+        "开票日期：2018年09月17日",
+        "名称：深圳中买飞贷金融科技有限公司",
+        "纳人识时号：914403005891868120",
+        "1.15.+>+>11-518<7>2317+54>+4",  # the cipher block beside it
+        "地址、电话：",
+        "开户行成账号：",
+        "份税合计（大写）",
+        "玖佰零轴元柴角任分",
+        "（小写）￥906.75",
+        "名称：清滴出行科技有限公司",
+        "纳税人识制号：911201163409833307",
+    ]
+    assert looks_like_vat_invoice("".join(misread), misread)
+    # Read this badly, one party's ID is not enough: a receipt prints one at most.
+    receipt = [text for text in misread if "9112011" not in text]
+    assert not looks_like_vat_invoice("".join(receipt), receipt)
     # A toll receipt prints a few such labels, not four: it stays "not an invoice".
-    toll = "通行费票据 票据代码：12345678 票据号码：00012345 开票日期：2021年01月01日 金额：¥35.00"
-    assert not looks_like_vat_invoice(toll)
+    toll = [
+        "通行费票据",
+        "票据代码：12345678",
+        "票据号码：00012345",
+        "开票日期：2021年01月01日",
+        "金额：¥35.00",
+    ]
+    assert not looks_like_vat_invoice("".join(toll), toll)

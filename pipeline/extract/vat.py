@@ -192,8 +192,12 @@ def classify(title: str, text: str) -> DocType:
     return DocType.VAT_GENERAL_PAPER
 
 
-def looks_like_vat_invoice(text: str) -> bool:
-    """At least three of the anchors every VAT invoice prints; toll and fiscal receipts lack them."""
+def looks_like_vat_invoice(text: str, line_texts: Sequence[str] = ()) -> bool:
+    """At least three of the anchors every VAT invoice prints; toll and fiscal receipts lack them.
+
+    ``text`` is the page's lines run together (labels split over two lines still match);
+    ``line_texts`` the lines one by one, where a value's end is known.
+    """
     anchors = ("发票号码", "开票日期", "价税合计", "纳税人识别号", "发票代码", "税额")
     if "票据" in text and "发票" not in text:
         return False
@@ -210,9 +214,15 @@ def looks_like_vat_invoice(text: str) -> bool:
     if "发票" in text and text.count("纳税人识别号") >= 2 and sum(label in text for label in form) >= 3:
         return True
     # Or most of its labels each read with one character wrong or lost (发票代吗, 份税合计,
-    # 纳税人识制号): four of them, where three read exactly are enough.
+    # 纳税人识制号): four of them, where three read exactly are enough; and, on a page read this
+    # badly, both parties' 18-character taxpayer IDs, which no receipt prints.
     fuzzy = ("发票号码", "开票日期", "价税合计", "纳税人识别号", "发票代码", "开户行及账号")
-    return "票" in text and sum(_one_off(label).search(text) is not None for label in fuzzy) >= 4
+    labels = sum(_one_off(label).search(text) is not None for label in fuzzy)
+    tax_ids = {found for line in line_texts for found in TAX_ID_SHAPED.findall(normalize(line))}
+    return "票" in text and labels >= 4 and len(tax_ids) >= 2
+
+
+TAX_ID_SHAPED = re.compile(r"(?<![0-9A-Z])\d[0-9A-Z]{17}(?![0-9A-Z])")
 
 
 @cache
