@@ -594,10 +594,10 @@ def test_a_vat_invoice_whose_labels_each_lost_a_character_is_still_one() -> None
         "名称：清滴出行科技有限公司",
         "纳税人识制号：911201163409833307",
     ]
-    assert looks_like_vat_invoice("".join(misread), misread)
+    assert looks_like_vat_invoice(misread)
     # Read this badly, one party's ID is not enough: a receipt prints one at most.
     receipt = [text for text in misread if "9112011" not in text]
-    assert not looks_like_vat_invoice("".join(receipt), receipt)
+    assert not looks_like_vat_invoice(receipt)
     # A toll receipt prints a few such labels, not four: it stays "not an invoice".
     toll = [
         "通行费票据",
@@ -606,4 +606,4 @@ def test_a_vat_invoice_whose_labels_each_lost_a_character_is_still_one() -> None
         "开票日期：2021年01月01日",
         "金额：¥35.00",
     ]
-    assert not looks_like_vat_invoice("".join(toll), toll)
+    assert not looks_like_vat_invoice(toll)

@@ -62,7 +62,7 @@ def _require_evidence(fields: dict[str, Field], paid: Decimal | None) -> None:
 def extract_fields(lines: Sequence[TextLine], source: FieldSource, review_below: float) -> Extraction:
     """Classify the document and read its fields."""
     text = "".join(normalize(line.text) for line in lines)
-    if looks_like_vat_invoice(text, [line.text for line in lines]):
+    if looks_like_vat_invoice([line.text for line in lines]):
         hits = extract_vat(lines)
         title = hits["title"].text if hits["title"] else ""
         doc_type = classify(title, text)

@@ -20,6 +20,7 @@ from pipeline.extract.layout import (
     value_after_label,
 )
 from pipeline.extract.parties import (
+    ID_TOKEN,
     PARTIES,
     cross_check,
     find_party_blocks,
@@ -192,12 +193,13 @@ def classify(title: str, text: str) -> DocType:
     return DocType.VAT_GENERAL_PAPER
 
 
-def looks_like_vat_invoice(text: str, line_texts: Sequence[str] = ()) -> bool:
+def looks_like_vat_invoice(line_texts: Sequence[str]) -> bool:
     """At least three of the anchors every VAT invoice prints; toll and fiscal receipts lack them.
 
-    ``text`` is the page's lines run together (labels split over two lines still match);
-    ``line_texts`` the lines one by one, where a value's end is known.
+    Labels are looked for in the lines run together (a label split over two lines still
+    matches); taxpayer IDs line by line, where a value's end is known.
     """
+    text = "".join(normalize(line) for line in line_texts)
     anchors = ("发票号码", "开票日期", "价税合计", "纳税人识别号", "发票代码", "税额")
     if "票据" in text and "发票" not in text:
         return False
@@ -218,11 +220,10 @@ def looks_like_vat_invoice(text: str, line_texts: Sequence[str] = ()) -> bool:
     # badly, both parties' 18-character taxpayer IDs, which no receipt prints.
     fuzzy = ("发票号码", "开票日期", "价税合计", "纳税人识别号", "发票代码", "开户行及账号")
     labels = sum(_one_off(label).search(text) is not None for label in fuzzy)
-    tax_ids = {found for line in line_texts for found in TAX_ID_SHAPED.findall(normalize(line))}
+    tax_ids = {
+        token for line in line_texts for token in ID_TOKEN.findall(normalize(line)) if token[0].isdigit()
+    }
     return "票" in text and labels >= 4 and len(tax_ids) >= 2
-
-
-TAX_ID_SHAPED = re.compile(r"(?<![0-9A-Z])\d[0-9A-Z]{17}(?![0-9A-Z])")
 
 
 @cache
