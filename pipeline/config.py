@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 EngineName = Literal["onnx", "paddle"]
 Orientation = Literal["detect", "retry"]
-OcrRuntime = Literal["openvino", "onnxruntime"]
+OcrRuntime = Literal["auto", "openvino", "onnxruntime"]
 RecWidth = Literal["flat", "always", "never"]
 
 DEFAULT_STORE = "./invoice-store"
@@ -132,8 +132,10 @@ class Settings(BaseModel):
     # classifier on a few lines; "retry": re-read the whole page per guess (the old way).
     ocr_orientation: Orientation = "detect"
     # What runs the default engine's text detector: OpenVINO (f32: the same boxes as ONNX
-    # Runtime, 2.5-3.5x faster) or ONNX Runtime (RapidOCR's own session).
-    ocr_runtime: OcrRuntime = "openvino"
+    # Runtime, 2.5-3.5x faster on an Intel Xeon with AVX-512, no faster on an AVX2-only AMD
+    # EPYC, where compiling per page shape made it slower), ONNX Runtime (RapidOCR's own
+    # session), or "auto" (default): OpenVINO where the CPU has AVX-512.
+    ocr_runtime: OcrRuntime = "auto"
 
     @field_validator("ocr_rec_own_width", mode="before")
     @classmethod

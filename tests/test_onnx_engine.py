@@ -19,12 +19,14 @@ from pipeline.ocr import create_engine, get_engine
 from pipeline.ocr.onnx import (
     OWN_WIDTH_SURE,
     RAPID_MIN_WIDTH,
+    REC_MIN_WIDTH,
     TEXT_SCORE,
     OnnxEngine,
     OnnxOptions,
     detection_scale,
+    own_width,
 )
-from pipeline.ocr.openvino_runtime import OpenVinoDetector
+from pipeline.ocr.openvino_runtime import OpenVinoDetector, cpu_has_avx512, detector_runtime
 from pipeline.preprocess import rotate_quadrant
 from tests.conftest import SAMPLES
 
@@ -148,9 +150,17 @@ def test_retry_orientation_setting_still_works() -> None:
     assert "10631331" in "".join(_texts(page.lines))
 
 
+def test_auto_runtime_takes_openvino_only_where_the_cpu_has_avx512() -> None:
+    assert detector_runtime("auto") == ("openvino" if cpu_has_avx512() else "onnxruntime")
+    assert detector_runtime("openvino") == "openvino"
+    assert detector_runtime("onnxruntime") == "onnxruntime"
+    assert Settings().ocr_runtime == "auto"
+
+
 @pytest.mark.slow
-def test_openvino_detection_finds_the_boxes_onnx_runtime_finds(engine: OnnxEngine, eval_dir: Path) -> None:
-    """The default detector (OpenVINO, f32) against RapidOCR's ONNX Runtime session on the same file."""
+def test_openvino_detection_finds_the_boxes_onnx_runtime_finds(eval_dir: Path) -> None:
+    """The OpenVINO detector (f32) against RapidOCR's ONNX Runtime session on the same file."""
+    engine = OnnxEngine(options=OnnxOptions(runtime="openvino"))
     assert isinstance(engine._parts.det.session, OpenVinoDetector)
     reference = OnnxEngine(options=OnnxOptions(runtime="onnxruntime"))
     assert not isinstance(reference._parts.det.session, OpenVinoDetector)
@@ -196,3 +206,30 @@ def test_by_default_own_width_is_for_flat_pages_and_photos_are_read_padded(engin
     assert [line.text for line in flat] == [line.text for line in always._read(image, boxes, 0, None)]
     assert [line.text for line in photo] == [line.text for line in never._read(image, boxes, 0, None, True)]
     assert [line.confidence for line in flat] != [line.confidence for line in photo]
+
+
+@pytest.mark.slow
+def test_an_unsure_line_already_320_px_wide_is_not_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Padded to 320 px, such a line is the very same tensor: reading it again only costs time."""
+    engine = OnnxEngine(options=OnnxOptions(rec_own_width="always"))
+    image = cv2.imread(str(CLEAN))
+    boxes = engine._detect(image)
+    crops = engine._crops(image, boxes)
+    for crop in crops:  # the premise: a wide line reads the same at either floor
+        if own_width(crop) >= RAPID_MIN_WIDTH:
+            assert engine._parts.recognise_one(crop) == engine._parts.recognise_one(crop, RAPID_MIN_WIDTH)
+            break
+    read_again: list[int] = []
+    recognise_one = engine._parts.recognise_one
+
+    def counting(crop: np.ndarray, min_width: int = REC_MIN_WIDTH) -> tuple[str, float]:
+        text, score = recognise_one(crop, min_width)
+        if min_width == RAPID_MIN_WIDTH:
+            read_again.append(own_width(crop))
+        return text, 0.5 if min_width != RAPID_MIN_WIDTH else score  # every first reading unsure
+
+    monkeypatch.setattr(engine._parts, "recognise_one", counting)
+    engine._read(image, boxes, 0, None)
+    narrow = [crop for crop in crops if own_width(crop) < RAPID_MIN_WIDTH]
+    assert narrow and len(narrow) < len(crops)
+    assert len(read_again) == len(narrow) and max(read_again) < RAPID_MIN_WIDTH

@@ -16,7 +16,8 @@ the steps itself:
 - the page's quadrant turn decided once, from the detection boxes' shape and the angle
   classifier on a few lines, instead of re-reading the whole page per guess;
 - detection run by OpenVINO's CPU plugin in f32 on the same ONNX file (``runtime="openvino"``,
-  ``pipeline.ocr.openvino_runtime``): the same boxes, 2.5-3.5x faster.
+  ``pipeline.ocr.openvino_runtime``): the same boxes, 2.5-3.5x faster on CPUs with AVX-512,
+  where ``runtime="auto"`` (the default) chooses it; ONNX Runtime elsewhere.
 
 ``_RapidParts`` is the one place that reaches into RapidOCR's internals.
 """
@@ -36,7 +37,7 @@ import numpy as np
 from pipeline.errors import MissingDependency, OcrEngineError
 from pipeline.model import OcrPage
 from pipeline.ocr.base import OcrEngine, Timings, add_time, lines_from_arrays
-from pipeline.ocr.openvino_runtime import OpenVinoDetector, model_path_of
+from pipeline.ocr.openvino_runtime import OpenVinoDetector, detector_runtime, model_path_of
 from pipeline.ocr.orientation import looks_upright, text_score
 from pipeline.preprocess import rotate_quadrant
 
@@ -78,7 +79,9 @@ class OnnxOptions:
     # "flat": own width except on photographed pages; "always"; "never": RapidOCR's padded batches (>= 320 px)
     rec_own_width: str = "flat"
     orientation: str = "detect"  # "detect": decide once from the boxes; "retry": re-read per guess
-    runtime: str = "openvino"  # the detector's; "onnxruntime": RapidOCR's own session
+    # The detector's: "openvino", "onnxruntime" (RapidOCR's own session), or "auto": OpenVINO
+    # where the CPU has AVX-512, else ONNX Runtime (``detector_runtime``).
+    runtime: str = "auto"
 
 
 class _RapidParts:
@@ -88,7 +91,7 @@ class _RapidParts:
     constructor goes through here, so an upgrade has one place to check.
     """
 
-    def __init__(self, threads: int, runtime: str = "openvino") -> None:
+    def __init__(self, threads: int, runtime: str = "onnxruntime") -> None:
         try:
             from rapidocr import RapidOCR
             from rapidocr.ch_ppocr_rec import TextRecInput
@@ -139,7 +142,7 @@ class _RapidParts:
         """One line at its own width (height 48, width rounded up to a multiple of 8, at least ``min_width``)."""
         height, width = crop.shape[:2]
         ratio = width / float(max(height, 1))
-        resized_w = max(1, math.ceil(REC_HEIGHT * ratio))
+        resized_w = own_width(crop)
         padded_w = max(min_width, -(-resized_w // REC_WIDTH_STEP) * REC_WIDTH_STEP)
         resized = cv2.resize(crop, (resized_w, REC_HEIGHT)).astype(np.float32)
         tensor = np.zeros((1, 3, REC_HEIGHT, padded_w), np.float32)
@@ -155,6 +158,12 @@ class _RapidParts:
         """The angle classifier's ("0" | "180", score) per line crop."""
         output = self.cls(crops)
         return [(str(label), float(score)) for label, score in output.cls_res]
+
+
+def own_width(crop: np.ndarray) -> int:
+    """The crop's width once scaled to the recogniser's 48-px height."""
+    height, width = crop.shape[:2]
+    return max(1, math.ceil(REC_HEIGHT * width / float(max(height, 1))))
 
 
 def _reading_order(boxes: np.ndarray) -> np.ndarray:
@@ -190,13 +199,12 @@ class OnnxEngine(OcrEngine):
 
     def __init__(self, threads: int = 1, options: OnnxOptions | None = None) -> None:
         self.options = options or OnnxOptions(threads=threads)
-        self._parts = _RapidParts(self.options.threads, self.options.runtime)
+        self.runtime = detector_runtime(self.options.runtime)
+        self._parts = _RapidParts(self.options.threads, self.runtime)
 
     def version(self) -> str:
         try:
-            openvino = (
-                f" + openvino {version('openvino')} f32 (det)" if self.options.runtime == "openvino" else ""
-            )
+            openvino = f" + openvino {version('openvino')} f32 (det)" if self.runtime == "openvino" else ""
             base = f"rapidocr {version('rapidocr')} / onnxruntime {version('onnxruntime')}{openvino} / {BUNDLED_MODELS}"
         except PackageNotFoundError:
             base = f"rapidocr / {BUNDLED_MODELS}"
@@ -246,9 +254,9 @@ class OnnxEngine(OcrEngine):
             results: list[tuple[str, float]] = []
         elif self._own_width(photographed):
             results = [self._parts.recognise_one(crop) for crop in crops]
-            unsure = [i for i, (_, score) in enumerate(results) if score < OWN_WIDTH_SURE]
-            if unsure:
-                for i in unsure:
+            for i, (_, score) in enumerate(results):
+                # A line already 320 px or wider would be read from the very same tensor again.
+                if score < OWN_WIDTH_SURE and own_width(crops[i]) < RAPID_MIN_WIDTH:
                     results[i] = self._parts.recognise_one(crops[i], RAPID_MIN_WIDTH)
         else:
             results = self._parts.recognise_padded(crops)
