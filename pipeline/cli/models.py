@@ -13,7 +13,7 @@ from pipeline.errors import ExitCode
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from pipeline.models import check_models, install_models
+    from pipeline.ocr.paddle_models import check_models, install_models
 
     model_dir = args.model_dir or default_model_dir()
     if args.models_command == "install":

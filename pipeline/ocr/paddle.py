@@ -1,9 +1,9 @@
 """PaddleOCR 3.x as an ``OcrEngine``: PP-OCRv4 mobile detection + recognition, fully offline.
 
-The models are local folders under ``model_dir`` (see ``pipeline.models``); PaddleOCR's own
-hub download, document orientation, unwarping and text-line orientation models are never
-touched. Nothing here runs at ``import pipeline`` time: the environment switches for
-PaddleX are set, and Paddle is imported, only when an engine is built.
+The models are local folders under ``model_dir`` (see ``pipeline.ocr.paddle_models``);
+PaddleOCR's own hub download, document orientation, unwarping and text-line orientation
+models are never touched. Nothing here runs at ``import pipeline`` time: the environment
+switches for PaddleX are set, and Paddle is imported, only when an engine is built.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import numpy as np
 
 from pipeline.errors import MissingDependency, OcrEngineError
 from pipeline.model import OcrPage, TextLine
-from pipeline.models import (
+from pipeline.ocr.base import OcrEngine, Timings, add_time, lines_from_arrays
+from pipeline.ocr.paddle_models import (
     INSTALL_HINT,
     PADDLE_INSTALL_HINT,
     check_models,
@@ -33,7 +34,6 @@ from pipeline.models import (
     models_missing,
     source_available,
 )
-from pipeline.ocr.base import OcrEngine, Timings, add_time, lines_from_arrays
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,8 @@ def import_paddleocr(offline: bool = True) -> ModuleType:
     """Import ``paddleocr`` (and PaddleX, Paddle) with the switches this project needs.
 
     ``offline`` also turns off PaddleX's connectivity probe of the model hosts; the model
-    download (``pipeline.models``, ``--source paddleocr``) imports with ``offline=False``.
+    download (``pipeline.ocr.paddle_models``, ``--source paddleocr``) imports with
+    ``offline=False``.
     """
     env = {**_QUIET_ENV, **(_OFFLINE_ENV if offline else {})}
     for key, value in env.items():

@@ -76,7 +76,7 @@ def _read_manifest_text() -> str:
     try:
         return resources.files("pipeline").joinpath(*_MANIFEST_RESOURCE).read_text("utf-8")
     except (FileNotFoundError, ModuleNotFoundError):  # pragma: no cover - only in a broken install
-        return Path(__file__).resolve().parent.joinpath(*_MANIFEST_RESOURCE).read_text("utf-8")
+        return Path(__file__).resolve().parents[1].joinpath(*_MANIFEST_RESOURCE).read_text("utf-8")
 
 
 @lru_cache(maxsize=1)
