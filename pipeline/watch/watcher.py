@@ -1,42 +1,19 @@
-"""The hot folder: files dropped into a folder (by a scanner, a share, a mail gateway) are processed
-once each, and end in ``done/`` or in ``failed/`` with the reason beside them.
+"""The watcher: its loop finds complete files in the inbox, claims them, hands them to the ingest
+``Runner`` and moves each to ``done/`` or ``failed/`` (or back to the inbox to retry a failed save);
+on start and on every scan it takes over the files of watchers that are gone.
 
-Layout (``HOTFOLDER`` is the inbox)::
-
-    HOTFOLDER/                         files arrive here
-    HOTFOLDER/.processing/<owner>/     claimed by one watcher (atomic rename), with its .lock
-    HOTFOLDER/done/                    processed and stored (or deleted: ``on_success="delete"``)
-    HOTFOLDER/failed/                  could not be processed; <name>.error.txt says why
-
-A file is taken once it is completely written: a close-after-write (or a rename into the
-folder) seen by inotify, or the same size, mtime and inode over ``stable_seconds`` seen by
-polling (network shares, where inotify sees nothing). Temporary and partial names are never
-taken. A file is claimed by renaming it into this watcher's own processing folder: of two
-watchers on the same folder only one rename succeeds. Each watcher holds an exclusive lock
-(``flock``) on ``.processing/<owner>/.lock`` while it lives; the files of an owner whose lock is
-free (it crashed, or was killed) are taken over by the next watcher that looks, on start and
-on every scan. Taking a file over is safe because storage is content-addressed: a document
-stored before the crash is recognised and only moved to ``done/``.
-
-With ``shared_claims`` (``invoices watch --cluster``: watchers on several machines share one
-folder over NFS or SMB, where ``flock`` is not reliable) each file is also claimed through the
-shared index (``Index.claim``: a row with a unique key, so only one watcher gets it), and a
-watcher is alive while its heartbeat in the index is fresh; a dead watcher's claims and files are
-taken over once its heartbeat is ``claim_stale_seconds`` old. See docs/HOTFOLDER.md, docs/SCALE.md.
+``watch()`` is the entry point; the folder's layout and moves are in ``pipeline.watch.folder``,
+claims in ``pipeline.watch.claims``, ZIP bundles in ``pipeline.watch.bundle``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import logging
 import os
 import queue
-import re
-import secrets
 import signal
-import socket
 import stat
 import threading
 import time
@@ -49,7 +26,7 @@ from types import FrameType
 from typing import Any, Literal, Protocol
 
 from pipeline.config import Settings
-from pipeline.errors import ConfigError, InputError, StorageError
+from pipeline.errors import InputError, StorageError
 from pipeline.ingest import (
     FileRefused,
     Job,
@@ -64,30 +41,21 @@ from pipeline.ingest import (
 )
 from pipeline.store import Store
 from pipeline.store.index import CLAIM_STALE_SECONDS
-
-log = logging.getLogger(__name__)
-
-PROCESSING = ".processing"
-DONE = "done"
-FAILED = "failed"
-ERROR_SUFFIX = ".error.txt"
-LOCK_NAME = ".lock"
-
-# Names writers use while a file is not finished, and names that are not documents.
-IGNORED_PREFIXES = (".", "~$", "~lock.")
-IGNORED_SUFFIXES = (
-    ".part",
-    ".partial",
-    ".tmp",
-    ".temp",
-    ".crdownload",
-    ".download",
-    ".filepart",
-    ".swp",
-    ".lock",
-    "~",
+from pipeline.watch.bundle import Bundle
+from pipeline.watch.claims import Claim, SharedClaims, owner_id
+from pipeline.watch.folder import (
     ERROR_SUFFIX,
+    LOCK_NAME,
+    HotFolder,
+    move_unique,
+    older_than,
+    split_name,
+    write_atomic,
 )
+from pipeline.watch.inotify import start_inotify
+
+# One logger for the whole package: log lines (``--log-json``'s "logger") and docs name ``pipeline.watch``.
+log = logging.getLogger("pipeline.watch")
 
 # With inotify, a file seen being written (created or modified, not yet closed) waits for its close; this
 # long without any change it is taken anyway (a close event lost to an inotify queue overflow).
@@ -96,12 +64,6 @@ OPEN_WRITER_SECONDS = 60.0
 # A document whose save failed goes back to the inbox and is retried after this long (doubling).
 RETRY_FIRST_SECONDS = 30.0
 RETRY_MAX_SECONDS = 600.0
-
-
-def ignored(name: str) -> bool:
-    """Temporary, partial, hidden and lock-file names: never taken from the inbox."""
-    lower = name.lower()
-    return lower.startswith(IGNORED_PREFIXES) or lower.endswith(IGNORED_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -137,141 +99,10 @@ class WatchReport:
     retried: int = 0
 
 
-# ---- the folder ----------------------------------------------------------------------
-
-
-class HotFolder:
-    """Paths and moves; nothing here processes a document."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.processing = root / PROCESSING
-        self.done = root / DONE
-        self.failed = root / FAILED
-
-    def create(self) -> None:
-        if not self.root.is_dir():
-            raise ConfigError(f"hot folder {self.root} does not exist or is not a folder")
-        try:
-            for folder in (self.processing, self.done, self.failed):
-                folder.mkdir(exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot create the folders of the hot folder {self.root}: {exc.strerror}"
-            ) from exc
-
-    def inbox(self) -> list[os.DirEntry[str]]:
-        """The entries waiting in the inbox: files, links and special files; not folders, not ignored."""
-        try:
-            with os.scandir(self.root) as entries:
-                return sorted(
-                    (
-                        entry
-                        for entry in entries
-                        if not ignored(entry.name) and not entry.is_dir(follow_symlinks=False)
-                    ),
-                    key=lambda entry: entry.name,
-                )
-        except OSError as exc:
-            raise StorageError(f"cannot list the hot folder {self.root}: {exc.strerror}") from exc
-
-    def counts(self) -> dict[str, int]:
-        """Files per state: inbox, processing, done, failed."""
-
-        def files(folder: Path, skip: tuple[str, ...] = ()) -> int:
-            try:
-                return sum(1 for p in folder.iterdir() if not p.is_dir() and not p.name.endswith(skip))
-            except OSError:
-                return 0
-
-        processing = 0
-        with contextlib.suppress(OSError):
-            for owner in self.processing.iterdir():
-                if owner.is_dir():
-                    processing += sum(1 for p in owner.iterdir() if p.name != LOCK_NAME)
-        return {
-            "inbox": len(self.inbox()) if self.root.is_dir() else 0,
-            "processing": processing,
-            "done": files(self.done),
-            "failed": files(self.failed, (ERROR_SUFFIX,)),
-        }
-
-
-def move_unique(source: Path, folder: Path, name: str) -> Path:
-    """Move ``source`` into ``folder`` as ``name``, or ``name (2)`` ... if taken; never overwrites.
-
-    ``link`` + ``unlink`` fails atomically when the target exists (a plain rename would replace
-    it); file systems without hard links fall back to check-then-rename.
-    """
-    stem, suffix = _split_name(name)
-    for n in range(1, 10_000):
-        target = folder / (name if n == 1 else f"{stem} ({n}){suffix}")
-        try:
-            os.link(source, target, follow_symlinks=False)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
-                raise
-            if target.exists() or target.is_symlink():
-                continue
-            source.rename(target)
-            return target
-        os.unlink(source)
-        return target
-    raise StorageError(f"no free name for {name} in {folder}")
-
-
-def _split_name(name: str) -> tuple[str, str]:
-    dot = name.rfind(".")
-    if dot <= 0:
-        return name, ""
-    return name[:dot], name[dot:]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    temp = path.with_name(f".tmp-{secrets.token_hex(4)}-{path.name}")
-    with open(temp, "w", encoding="utf-8", errors="replace") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
-
-
-def _older_than(path: Path, seconds: float) -> bool:
-    try:
-        return time.time() - path.stat().st_mtime > seconds
-    except OSError:
-        return False
-
-
-def _owner_id() -> str:
-    host = re.sub(r"[^A-Za-z0-9_-]+", "-", socket.gethostname())[:40] or "host"
-    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
-
-
-# ---- the watcher ---------------------------------------------------------------------
-
-
 @dataclass
 class _Seen:
     signature: tuple[int, int, int]
     since: float
-
-
-@dataclass
-class _Claim:
-    path: Path  # in our processing folder
-    name: str  # the name it had in the inbox
-
-
-@dataclass
-class _Bundle:
-    """A claimed ZIP bundle: done when every document inside is; failed/ names the members that failed."""
-
-    claim: _Claim
-    remaining: int
-    outcomes: list[Outcome] = field(default_factory=list)
 
 
 class Watcher:
@@ -293,7 +124,7 @@ class Watcher:
         self.store = store
         self.options = options
         self.store_factory = store_factory
-        self.owner = _owner_id()
+        self.owner = owner_id()
         self.mine = self.folder.processing / self.owner
         self.report = WatchReport()
         self._lock_fd = -1
@@ -452,56 +283,7 @@ class Watcher:
         if not self.options.use_inotify:
             log.info("polling %s every %.1f s", self.folder.root, self.options.poll_interval)
             return None
-        try:
-            from watchdog.events import (
-                FileClosedEvent,
-                FileCreatedEvent,
-                FileDeletedEvent,
-                FileModifiedEvent,
-                FileMovedEvent,
-                FileSystemEvent,
-                FileSystemEventHandler,
-            )
-            from watchdog.observers.inotify import InotifyObserver
-        except ImportError:
-            log.info("inotify is not available here: polling every %.1f s", self.options.poll_interval)
-            return None
-
-        events, wake, root = self._events, self._wake, str(self.folder.root)
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: FileSystemEvent) -> None:
-                if event.is_directory:
-                    return
-                kind = event.event_type
-                if kind not in ("closed", "moved", "created", "modified", "deleted"):
-                    return
-                path = os.fsdecode(event.dest_path if kind == "moved" else event.src_path)
-                if str(Path(path).parent) == root:
-                    events.put((kind, Path(path).name))
-                    if kind in ("closed", "moved"):
-                        wake.set()
-
-        # Full events: a file renamed in from elsewhere is a move (complete), not a creation.
-        observer = InotifyObserver(generate_full_events=True)
-        try:
-            observer.schedule(
-                Handler(),
-                root,
-                recursive=False,
-                event_filter=[
-                    FileClosedEvent,
-                    FileCreatedEvent,
-                    FileModifiedEvent,
-                    FileMovedEvent,
-                    FileDeletedEvent,
-                ],
-            )
-            observer.start()
-        except OSError as exc:  # the inotify watch limit, or a file system without inotify
-            log.info("inotify unavailable (%s): polling every %.1f s", exc, self.options.poll_interval)
-            return None
-        return observer
+        return start_inotify(self.folder.root, self._events, self._wake, self.options.poll_interval)
 
     # -- finding and claiming
 
@@ -604,18 +386,18 @@ class Watcher:
         self._seen.pop(entry.name, None)
         self._closed.discard(entry.name)
         self._writing.discard(entry.name)
-        self._start(runner, _Claim(target, entry.name), refusal)
+        self._start(runner, Claim(target, entry.name), refusal)
 
     def _free_name(self, name: str) -> Path:
         # Only this watcher writes into its own folder, so check-then-rename is safe here.
-        stem, suffix = _split_name(name)
+        stem, suffix = split_name(name)
         target, n = self.mine / name, 1
         while target.exists() or target.is_symlink():
             n += 1
             target = self.mine / f"{stem} ({n}){suffix}"
         return target
 
-    def _start(self, runner: Runner, claim: _Claim, refusal: InputError | None) -> None:
+    def _start(self, runner: Runner, claim: Claim, refusal: InputError | None) -> None:
         name = source_name(Path(claim.name))
         extra = {"path": name}
         if refusal is None:
@@ -628,7 +410,7 @@ class Watcher:
             return
         members = bundle_members(claim.path, data, self.settings)
         if members is not None:  # a ZIP bundle: every document inside on its own, the file moved once
-            bundle = _Bundle(claim, len(members))
+            bundle = Bundle(claim, len(members))
             log.info(
                 "processing bundle %s (%d files)", name, len(members), extra={**extra, "owner": self.owner}
             )
@@ -651,17 +433,17 @@ class Watcher:
     # -- finishing
 
     def _finish(self, job: Job, outcome: Outcome) -> None:
-        if isinstance(job.tag, _Bundle):
-            outcome = self._bundle_member_done(job.tag, outcome)  # type: ignore[assignment]
+        if isinstance(job.tag, Bundle):
+            outcome = job.tag.member_done(outcome)  # type: ignore[assignment]
             if outcome is None:
                 return
-        claim: _Claim = job.tag if isinstance(job.tag, _Claim) else job.tag.claim
+        claim: Claim = job.tag if isinstance(job.tag, Claim) else job.tag.claim
         try:
             self._finish_claim(job, outcome, claim)
         finally:
             self._release(claim.name)
 
-    def _finish_claim(self, job: Job, outcome: Outcome, claim: _Claim) -> None:
+    def _finish_claim(self, job: Job, outcome: Outcome, claim: Claim) -> None:
         name = source_name(Path(claim.name))
         extra: dict[str, Any] = {"path": name, "state": str(outcome.state), "owner": self.owner}
         if outcome.document_id:
@@ -681,32 +463,7 @@ class Watcher:
             # The file stays in our processing folder: taken over and redone after a restart.
             log.error("cannot move %s out of %s: %s", name, self.mine, exc.strerror, extra=extra)
 
-    def _bundle_member_done(self, bundle: _Bundle, outcome: Outcome) -> Outcome | None:
-        """Count a member's outcome; once all are in, the bundle's own outcome (None before)."""
-        bundle.outcomes.append(outcome)
-        log.info("bundle member %s: %s %s", outcome.path, outcome.state, outcome.message or outcome.status)
-        bundle.remaining -= 1
-        if bundle.remaining > 0:
-            return None
-        failed = [o for o in bundle.outcomes if o.state == State.FAILED]
-        stored = sum(o.state in (State.STORED, State.ALREADY_STORED) for o in bundle.outcomes)
-        same = "; ".join(
-            f"{o.path.rsplit('!', 1)[-1]}: {o.same_invoice}" for o in bundle.outcomes if o.same_invoice
-        )
-        if not failed:
-            return Outcome(
-                str(bundle.claim.path), State.STORED, message=f"{stored} documents stored", same_invoice=same
-            )
-        retry = all(o.error_type == "StorageError" for o in failed)
-        reasons = "; ".join(f"{o.path.rsplit('!', 1)[-1]}: {o.message}" for o in failed)
-        return Outcome(
-            str(bundle.claim.path),
-            State.FAILED,
-            message=f"{len(failed)} of {len(bundle.outcomes)} files in the bundle failed ({stored} stored): {reasons}",
-            error_type="StorageError" if retry else "BundleMemberFailed",
-        )
-
-    def _succeeded(self, claim: _Claim, outcome: Outcome, extra: dict[str, Any]) -> None:
+    def _succeeded(self, claim: Claim, outcome: Outcome, extra: dict[str, Any]) -> None:
         if self.options.on_success == "delete":
             claim.path.unlink()
             where = "deleted"
@@ -725,10 +482,10 @@ class Watcher:
             "done %s (%s) -> %s", extra["path"], detail, where, extra={**extra, "status": outcome.status}
         )
 
-    def _failed(self, claim: _Claim, outcome: Outcome, extra: dict[str, Any]) -> None:
+    def _failed(self, claim: Claim, outcome: Outcome, extra: dict[str, Any]) -> None:
         target = move_unique(claim.path, self.folder.failed, claim.name)
         reason = outcome.message or outcome.state
-        _write_atomic(
+        write_atomic(
             target.with_name(target.name + ERROR_SUFFIX),
             f"{reason}\n\n"
             f"file: {extra['path']}\n"
@@ -747,10 +504,10 @@ class Watcher:
             extra={**extra, "reason": reason},
         )
 
-    def _retry_later(self, claim: _Claim, outcome: Outcome, extra: dict[str, Any]) -> None:
+    def _retry_later(self, claim: Claim, outcome: Outcome, extra: dict[str, Any]) -> None:
         """The store could not take it: back into the inbox, tried again after a growing delay."""
         # A rename, not move_unique: a hard link appearing in the inbox looks like a writer creating a file.
-        stem, suffix = _split_name(claim.name)
+        stem, suffix = split_name(claim.name)
         target, n = self.folder.root / claim.name, 1
         while target.exists() or target.is_symlink():
             n += 1
@@ -770,15 +527,15 @@ class Watcher:
 
     # -- recovery
 
-    def _recover(self) -> list[_Claim]:
+    def _recover(self) -> list[Claim]:
         """Take over the files of watchers that are gone (their lock is free)."""
-        claims: list[_Claim] = []
+        claims: list[Claim] = []
         try:
             owners = [p for p in self.folder.processing.iterdir() if p.is_dir() and p != self.mine]
         except OSError:
             return claims
         for owner in owners:
-            if owner.name.startswith(".new-") and not _older_than(owner, 60.0):
+            if owner.name.startswith(".new-") and not older_than(owner, 60.0):
                 continue  # a watcher being born
             if self.claims is not None:
                 claims.extend(self._take_over(owner))
@@ -812,7 +569,7 @@ class Watcher:
                         path.rename(target)
                     except FileNotFoundError:
                         continue
-                    claims.append(_Claim(target, path.name))
+                    claims.append(Claim(target, path.name))
                     log.warning(
                         "recovered %s from %s (it stopped before finishing it)",
                         path.name,
@@ -828,12 +585,12 @@ class Watcher:
         self.report.recovered += len(claims)
         return claims
 
-    def _take_over(self, owner: Path) -> list[_Claim]:
+    def _take_over(self, owner: Path) -> list[Claim]:
         """Shared claims: the files of a watcher whose heartbeat stopped, each claimed in the index."""
         assert self.claims is not None
-        if self.claims.alive(owner.name) or not _older_than(owner, self.claims.stale_seconds):
+        if self.claims.alive(owner.name) or not older_than(owner, self.claims.stale_seconds):
             return []
-        taken: list[_Claim] = []
+        taken: list[Claim] = []
         with contextlib.suppress(OSError):
             for path in sorted(owner.iterdir()):
                 if path.name == LOCK_NAME:
@@ -849,7 +606,7 @@ class Watcher:
                 except FileNotFoundError:
                     self._release(path.name)
                     continue
-                taken.append(_Claim(target, path.name))
+                taken.append(Claim(target, path.name))
                 log.warning(
                     "recovered %s from %s (its heartbeat stopped)", path.name, owner.name,
                     extra={"path": source_name(path)},
@@ -890,66 +647,11 @@ class Watcher:
             if name.endswith(ERROR_SUFFIX) or name.startswith(".tmp-") or name + ERROR_SUFFIX in names:
                 continue
             with contextlib.suppress(OSError):
-                _write_atomic(
+                write_atomic(
                     self.folder.failed / (name + ERROR_SUFFIX),
                     "unknown: the watcher stopped between moving this file here and writing the reason\n\n"
                     "To try again, move the file back into the hot folder.\n",
                 )
-
-
-class SharedClaims:
-    """The hot folder's claims in the shared index, keyed by the folder's id and the file name.
-
-    The folder's id is kept in ``HOTFOLDER/.hotfolder-id`` (created once), so watchers that mount the
-    share at different paths agree on the keys.
-    """
-
-    ID_FILE = ".hotfolder-id"
-
-    def __init__(self, store: Store, stale_seconds: float) -> None:
-        self.index = store.index
-        self.stale_seconds = stale_seconds
-        self.folder_id = ""
-        self._next_beat = 0.0
-
-    def start(self, root: Path, owner: str) -> None:
-        path = root / self.ID_FILE
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            os.write(fd, secrets.token_hex(8).encode())
-            os.close(fd)
-        except FileExistsError:
-            pass
-        for _ in range(50):  # another watcher may be writing it this instant
-            self.folder_id = path.read_text().strip()
-            if self.folder_id:
-                break
-            time.sleep(0.02)
-        if not self.folder_id:
-            raise ConfigError(f"{path} is empty: delete it and start the watchers again")
-        self.beat(owner, force=True)
-
-    def beat(self, owner: str, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now >= self._next_beat:
-            self.index.heartbeat(owner)
-            self._next_beat = now + self.stale_seconds / 6
-
-    def alive(self, owner: str) -> bool:
-        return self.index.owner_alive(owner, self.stale_seconds)
-
-    def claim(self, name: str, owner: str) -> bool:
-        return self.index.claim(f"{self.folder_id}/{name}", owner, self.stale_seconds)
-
-    def release(self, name: str, owner: str) -> None:
-        try:
-            self.index.release(f"{self.folder_id}/{name}", owner)
-        except StorageError as exc:  # the claim goes stale and is taken over: nothing is lost
-            log.warning("could not release the claim on %s: %s", name, exc)
-
-    def retire(self, owner: str) -> None:
-        with contextlib.suppress(StorageError):
-            self.index.retire(owner)
 
 
 def watch(
