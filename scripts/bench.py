@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import resource
 import shutil
 import sys
@@ -43,12 +44,26 @@ import numpy as np
 
 from pipeline.config import Settings
 from pipeline.ingest import Outcome, Runner, State, feed, run_batch
+from pipeline.lifeline import die_with_parent
+from pipeline.ocr.openvino_runtime import cpu_has_avx512, detector_runtime
 from pipeline.process import STAGES
 from pipeline.store import open_store
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 DEFAULT_EVAL = Path(os.environ.get("INVOICES_EVAL_DIR", REPO.parent / "shared" / "eval"))
+
+
+def cpu_model() -> str:
+    """The processor's name: numbers from two machines compare only with it beside them."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
 
 # ---- (a) the bare engine --------------------------------------------------------------------
 
@@ -101,7 +116,9 @@ def _bare_ocr(paths: list[str], engine: str) -> tuple[int, float, int, float]:
 
 def bare_round(paths: list[Path], engine: str, workers: int) -> dict[str, Any]:
     chunks = [[str(p) for p in paths[i::workers]] for i in range(workers)]
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=die_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         list(pool.map(_warm, [engine] * workers))
         started = time.perf_counter()
         results = list(pool.map(_bare_ocr, chunks, [engine] * workers))
@@ -225,7 +242,7 @@ def bench_ocr(engine: str, workers: int, eval_dir: Path, pages: int, photos: int
     print(
         f"   pipeline OCR settings: det long side {settings.ocr_det_max_side or 'engine default'}, "
         f"rec own width {settings.ocr_rec_own_width}, orientation {settings.ocr_orientation}, "
-        f"detector runtime {settings.ocr_runtime}"
+        f"detector runtime {settings.ocr_runtime} ({detector_runtime(settings.ocr_runtime)} here)"
     )
     bare_name = "PaddleOCR predict()" if engine == "paddle" else "RapidOCR()"
     results: dict[str, dict[str, Any]] = {}
@@ -317,7 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copies", type=int, default=40, help="copies of the text-layer sample PDFs")
     args = parser.parse_args(argv)
     sections = {s.strip() for s in args.only.split(",")}
-    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}; load {os.getloadavg()[0]:.1f}")
+    print(
+        f"machine: {cpu_model()}, {os.cpu_count()} cores, AVX-512 {'yes' if cpu_has_avx512() else 'no'}; "
+        f"python {sys.version.split()[0]}; load {os.getloadavg()[0]:.1f}"
+    )
     if "ocr" in sections:
         bench_ocr(args.engine, args.workers, args.eval_dir, args.pages, args.photos)
     if "text" in sections:

@@ -40,6 +40,7 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.errors import InputError
+from pipeline.lifeline import die_with_parent
 from pipeline.process import process_document
 
 REPO = Path(__file__).resolve().parents[1]
@@ -595,7 +596,12 @@ def main(argv: list[str] | None = None) -> int:
     cache = args.ocr_cache.resolve() if args.ocr_cache else None
     started = time.perf_counter()
     runs: dict[str, dict[str, Any]] = {}
-    with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=args.workers,
+        mp_context=get_context("spawn"),
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         futures = {pool.submit(run_case, case, settings, cache): case for case in cases}
         for done, future in enumerate(futures, start=1):
             run = future.result()
