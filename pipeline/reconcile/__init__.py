@@ -13,7 +13,9 @@ tax platform's invoice list, with an outcome and a reason for every invoice.
 - ``redletter``: red-letter invoices linked to their blue invoice and netted
 - ``tables``: the outcomes and lines in the index database; one invoice re-matched after a review
   (``rematch_lines``: its three-way lines too)
-- ``report``, ``threeway_report``: CSV, XLSX and HTML reports
+- ``report``, ``threeway_report``: CSV, XLSX and HTML reports, written alike through
+  ``report_files`` (the folder, CSV files, shared cells), ``report_html`` (the page) and
+  ``xlsx_writer`` (the workbook)
 
 Everything a caller needs is importable from ``pipeline.reconcile``.
 """

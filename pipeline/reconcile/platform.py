@@ -34,6 +34,7 @@ from typing import Any
 
 from pipeline.reconcile.match import canonical_id
 from pipeline.reconcile.sources import (
+    FIELDS,
     HEADER_SEARCH_ROWS,
     EmptyLedger,
     LedgerError,
@@ -285,18 +286,6 @@ PLATFORM_HEADERS: dict[str, str] = {
     "开票人": "issuer",
     "序号": "serial",
 }
-_LEDGER_FIELDS = (
-    "invoice_code",
-    "invoice_number",
-    "issue_date",
-    "amount_excl_tax",
-    "tax_amount",
-    "total_amount",
-    "seller_name",
-    "seller_tax_id",
-    "buyer_name",
-    "buyer_tax_id",
-)
 # Item-line sheets: a goods column names them.
 _ITEM_HEADERS = {
     "货物或应税劳务名称": "name",
@@ -399,7 +388,7 @@ class _PlatformRows:
         self, path: Path, fmt: str, headers: list[str], columns: dict[str, int], problems: list[RowProblem]
     ) -> None:
         self.path, self.format, self.columns = path, fmt, columns
-        ledger_columns = {name: columns[name] for name in _LEDGER_FIELDS if name in columns}
+        ledger_columns = {name: columns[name] for name in FIELDS if name in columns}
         if "invoice_number" not in ledger_columns and "digital_number" in columns:
             ledger_columns["invoice_number"] = columns["digital_number"]
         # no headers: the reader then keeps no ``raw`` copy of each row (the record holds what matters)
@@ -645,7 +634,7 @@ def _merge_two(a: PlatformInvoice, b: PlatformInvoice) -> PlatformInvoice:
     values = {
         name: getattr(first, name) if getattr(first, name) is not None else getattr(second, name)
         for name in (
-            *_LEDGER_FIELDS,
+            *FIELDS,
             "digital_number",
             "positive",
             "kind",

@@ -48,7 +48,7 @@ from pipeline.reconcile.outcomes import (
 )
 from pipeline.reconcile.platform import STATUS_LABELS, PlatformInvoice, PlatformStatus
 from pipeline.reconcile.redletter import RedInvoice, Reversal, blue_reference, net
-from pipeline.reconcile.sources import FIELD_LABELS, LedgerRow
+from pipeline.reconcile.sources import FIELD_LABELS, FIELDS, LedgerRow
 
 log = logging.getLogger(__name__)
 
@@ -304,20 +304,6 @@ def _is_booking_copy(line: Line) -> bool:
     return line.ledger_outcome == Outcome.DUPLICATE and line.invoice is None
 
 
-_PLATFORM_COMPARED = (
-    "invoice_code",
-    "invoice_number",
-    "issue_date",
-    "amount_excl_tax",
-    "tax_amount",
-    "total_amount",
-    "seller_name",
-    "seller_tax_id",
-    "buyer_name",
-    "buyer_tax_id",
-)
-
-
 def _fen_column(records: Sequence[Any], name: str) -> tuple[np.ndarray, np.ndarray]:
     values = [record.value(name) for record in records]
     known = np.array([v is not None for v in values], dtype=bool)
@@ -360,7 +346,7 @@ def _platform_differences(
         x_text = _objects(_cached(function, (r.value(name) for r in anchors)))
         y_text = _objects(_cached(function, (r.value(name) for r in rows)))
         differing[name] = _texts_differ(x_text, y_text)
-    names = [name for name in _PLATFORM_COMPARED if name in differing]
+    names = [name for name in FIELDS if name in differing]  # listed in the ledger's field order
     table = np.stack([differing[name] for name in names], axis=1)
     out: list[list[Difference]] = [[] for _ in range(len(anchors))]
     for k in np.flatnonzero(table.any(axis=1)).tolist():

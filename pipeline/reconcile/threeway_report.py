@@ -6,7 +6,6 @@ outcome, the import problems) and one self-contained HTML page whose rows link t
 
 from __future__ import annotations
 
-import csv
 import html
 import logging
 import time
@@ -14,18 +13,34 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import StorageError
 from pipeline.reconcile.platform import FORMAT_LABELS, STATUS_LABELS, PlatformImport
-from pipeline.reconcile.report import HTML_MAX_ROWS, _csv_safe, _link, write_workbook
+from pipeline.reconcile.report_files import (
+    CSV_NAME,
+    HTML_NAME,
+    PROBLEM_CSV_HEADER,
+    PROBLEM_SHEET_HEADER,
+    XLSX_NAME,
+    cell_text,
+    csv_safe,
+    problem_cells,
+    report_folder,
+    write_csv_table,
+    yes_text,
+)
+from pipeline.reconcile.report_html import (
+    HTML_MAX_ROWS,
+    invoice_link,
+    page_start,
+    problems_section,
+    write_page,
+)
 from pipeline.reconcile.sources import FIELD_LABELS, LedgerImport, RowProblem
 from pipeline.reconcile.tables import line_differences
 from pipeline.reconcile.threeway import LINE_LABELS, Line, LineOutcome, ThreeWay
+from pipeline.reconcile.xlsx_writer import write_workbook
 
 log = logging.getLogger(__name__)
 
-CSV_NAME = "reconciliation.csv"
-XLSX_NAME = "reconciliation.xlsx"
-HTML_NAME = "reconciliation.html"
 PROBLEMS_NAME = "import-problems.csv"
 
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -61,16 +76,6 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    return f"{value:.2f}" if hasattr(value, "quantize") else str(value)
-
-
-def _yes(flag: bool) -> str:
-    return "yes 是" if flag else ""
-
-
 def _describe_differences(line: Line) -> str:
     parts = []
     for d in line_differences(line):
@@ -93,23 +98,23 @@ def line_record(line: Line, links: Mapping[str, str] | None = None) -> dict[str,
     return {
         "outcome": str(line.outcome),
         "also": ", ".join(str(code) for code in line.also),
-        "held": _yes(line.in_held),
-        "booked": _yes(line.in_ledger),
-        "on_platform": _yes(line.in_platform),
+        "held": yes_text(line.in_held),
+        "booked": yes_text(line.in_ledger),
+        "on_platform": yes_text(line.in_platform),
         "platform_status": f"{status[0]} {status[1]}" if status else "",
-        "risk": _text(p.risk) if p else "",
-        "deducted": _yes(p.deducted) if p else "",
-        "invoice_code": _text(line.invoice_code),
-        "invoice_number": _text(line.invoice_number),
-        "issue_date": _text(line.issue_date),
-        "total_amount": _text(document.total_amount) if document else "",
-        "ledger_total_amount": _text(row.total_amount) if row else "",
-        "platform_total_amount": _text(p.total_amount) if p else "",
-        "seller_name": _text(document.seller_name) if document else "",
-        "platform_seller_name": _text(p.seller_name) if p else "",
-        "reversed_amount": _text(reversal.reversed_amount) if reversal else "",
-        "remaining_amount": _text(reversal.remaining) if reversal else "",
-        "reverses": _text(line.reverses),
+        "risk": cell_text(p.risk) if p else "",
+        "deducted": yes_text(p.deducted) if p else "",
+        "invoice_code": cell_text(line.invoice_code),
+        "invoice_number": cell_text(line.invoice_number),
+        "issue_date": cell_text(line.issue_date),
+        "total_amount": cell_text(document.total_amount) if document else "",
+        "ledger_total_amount": cell_text(row.total_amount) if row else "",
+        "platform_total_amount": cell_text(p.total_amount) if p else "",
+        "seller_name": cell_text(document.seller_name) if document else "",
+        "platform_seller_name": cell_text(p.seller_name) if p else "",
+        "reversed_amount": cell_text(reversal.reversed_amount) if reversal else "",
+        "remaining_amount": cell_text(reversal.remaining) if reversal else "",
+        "reverses": cell_text(line.reverses),
         "platform_items": len(p.items) if p and p.items else "",
         "document_id": inv.document_id if inv else "",
         "source_name": inv.source_name if inv else "",
@@ -147,13 +152,8 @@ def write_csv(
 ) -> Path:
     records = records or _Records(links)
     names = [name for name, _ in COLUMNS]
-    with path.open("w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(names)
-        for line in result.lines:
-            record = records(line)
-            writer.writerow([_csv_safe(record[name]) for name in names])
-    return path
+    made = (records(line) for line in result.lines)
+    return write_csv_table(path, names, ([csv_safe(record[name]) for name in names] for record in made))
 
 
 def _problems(
@@ -166,22 +166,8 @@ def _problems(
 
 
 def write_problems_csv(path: Path, problems: Sequence[tuple[str, RowProblem]]) -> Path:
-    with path.open("w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["file", "row", "field", "value", "skipped", "problem", "问题"])
-        for name, p in problems:
-            writer.writerow(
-                [
-                    name,
-                    p.row_number,
-                    p.field or "",
-                    _csv_safe(p.value),
-                    "yes" if p.skipped else "",
-                    p.message,
-                    p.message_zh,
-                ]
-            )
-    return path
+    rows = ([name, *problem_cells(p, for_csv=True)] for name, p in problems)
+    return write_csv_table(path, ("file", *PROBLEM_CSV_HEADER), rows)
 
 
 def run_facts(
@@ -231,25 +217,15 @@ def write_xlsx(
         lines = result.of(code)
         if lines:
             sheets.append((str(code), _rows(lines, records)))
-    problems: list[Sequence[Any]] = [
-        ["file 文件", "row 行", "field 字段", "value 值", "skipped 跳过", "problem", "问题"]
-    ]
-    for name, p in _problems(ledger, platform):
-        problems.append(
-            [name, p.row_number, p.field or "", p.value, "yes" if p.skipped else "", p.message, p.message_zh]
-        )
+    problems: list[Sequence[Any]] = [("file 文件", *PROBLEM_SHEET_HEADER)]
+    problems += [[name, *problem_cells(p)] for name, p in _problems(ledger, platform)]
     sheets.append(("problems 导入问题", problems))
     write_workbook(path, sheets)
     return path
 
 
-_CSS = """
-body{font-family:-apple-system,"Segoe UI","PingFang SC","Microsoft YaHei","Noto Sans CJK SC",sans-serif;
-margin:2em;color:#222}
-h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em}table{border-collapse:collapse;font-size:.85em;width:100%}
-th,td{border:1px solid #ccc;padding:.3em .5em;vertical-align:top;text-align:left}th{background:#f3f3f3}
-td.num{text-align:right;white-space:nowrap}.facts td{border:none;padding:.1em .8em .1em 0}
-.bad{color:#cf222e}.warn{color:#9a6700}.good{color:#1a7f37}.zh{color:#555}.note{color:#555;font-style:italic}
+# The outcomes' colours, after the page's own style (``report_html.PAGE_CSS``).
+_CSS = """.bad{color:#cf222e}.warn{color:#9a6700}.good{color:#1a7f37}.zh{color:#555}.note{color:#555;font-style:italic}
 .mark{text-align:center}summary{cursor:pointer;font-weight:bold}
 """
 _GOOD = {LineOutcome.MATCHED}
@@ -271,19 +247,15 @@ def write_html(
     """One self-contained file: inline style, no scripts; page images linked relative to the report."""
     e = html.escape
     base = path.parent.resolve()
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="zh-CN"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<title>Reconciliation 发票三方核对</title>",
-        f"<style>{_CSS}</style></head><body>",
-        "<h1>Invoices held, ledger and tax platform 发票、台账与税务平台三方核对</h1>",
-        '<table class="facts">',
-        *(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in run_facts(result, ledger, platform)),
-        "</table>",
-        "<h2>Summary 汇总</h2>",
-        "<table><tr><th>outcome 结果</th><th>code</th><th>count 数量</th><th>amount 价税合计</th></tr>",
-    ]
+    out = page_start(
+        "Reconciliation 发票三方核对",
+        "Invoices held, ledger and tax platform 发票、台账与税务平台三方核对",
+        _CSS,
+        run_facts(result, ledger, platform),
+    )
+    out.append(
+        "<table><tr><th>outcome 结果</th><th>code</th><th>count 数量</th><th>amount 价税合计</th></tr>"
+    )
     for code, en, zh, count, amount in summary_rows(result):
         cls = _css_class(LineOutcome(code))
         out.append(
@@ -303,23 +275,12 @@ def write_html(
                 f"仅显示前 {HTML_MAX_ROWS} 条（共 {len(lines)} 条）。</p>"
             )
         out.append(_html_table(lines[:HTML_MAX_ROWS], links or {}, base, records or _Records(links)))
-    problems = _problems(ledger, platform)
-    out.append(f"<h2>Import problems 导入问题 ({len(problems)})</h2>")
-    if problems:
-        out.append("<details><summary>show 展开</summary><table>")
-        out.append("<tr><th>file 文件</th><th>row 行</th><th>value 值</th><th>problem 问题</th></tr>")
-        for name, p in problems[:HTML_MAX_ROWS]:
-            skipped = " (skipped 已跳过)" if p.skipped else ""
-            out.append(
-                f'<tr><td>{e(name)}</td><td class="num">{p.row_number}</td><td>{e(p.value)}</td>'
-                f'<td>{e(p.message)}{skipped}<br><span class="zh">{e(p.message_zh)}</span></td></tr>'
-            )
-        out.append("</table></details>")
-    else:
-        out.append('<p class="note">none 无</p>')
-    out.append("</body></html>")
-    path.write_text("\n".join(out), encoding="utf-8")
-    return path
+    problems = [
+        (f'<td>{e(name)}</td><td class="num">{p.row_number}</td>', p)
+        for name, p in _problems(ledger, platform)
+    ]
+    out += problems_section("Import problems 导入问题", ("file 文件", "row 行"), problems)
+    return write_page(path, out)
 
 
 def _html_table(lines: Sequence[Line], links: Mapping[str, str], base: Path, records: Any) -> str:
@@ -331,15 +292,13 @@ def _html_table(lines: Sequence[Line], links: Mapping[str, str], base: Path, rec
     for line in lines:
         record = records(line)
         if line.invoice is not None:
-            name = e(line.invoice.source_name or line.invoice.document_id[:12])
-            url = links.get(line.invoice.document_id)
-            file_cell = f'<a href="{e(_link(url, base))}">{name}</a>' if url else name
+            file_cell = invoice_link(line.invoice, links, base)
         else:
             file_cell = '<span class="note">not held 无发票</span>'
         status = e(record["platform_status"]) if line.platform else "—"
         rows.append(
             f"<tr><td>{file_cell}</td><td>{e(record['invoice_code'])} {e(record['invoice_number'])}</td>"
-            f'<td>{e(record["issue_date"])}</td><td class="num">{e(_text(line.total))}</td>'
+            f'<td>{e(record["issue_date"])}</td><td class="num">{e(cell_text(line.total))}</td>'
             f"<td>{e(record['seller_name'] or record['platform_seller_name'])}</td>"
             f'<td class="mark">{"✓" if line.in_held else "—"}</td>'
             f'<td class="mark">{record["ledger_row"] or "—"}</td><td>{status}</td>'
@@ -357,8 +316,7 @@ def write_reports(
     links: Mapping[str, str] | None = None,
 ) -> dict[str, Path]:
     """CSV, XLSX, HTML and the import problems CSV in ``out_dir`` (created)."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    with report_folder(out_dir):
         records = _Records(links)
         paths = {
             "csv": write_csv(out_dir / CSV_NAME, result, links, records),
@@ -366,8 +324,6 @@ def write_reports(
             "html": write_html(out_dir / HTML_NAME, result, ledger, platform, links, records),
             "problems": write_problems_csv(out_dir / PROBLEMS_NAME, _problems(ledger, platform)),
         }
-    except OSError as exc:
-        raise StorageError(f"cannot write the reports to {out_dir}: {exc.strerror or exc}") from exc
     log.info("reports written to %s", out_dir)
     return paths
 
