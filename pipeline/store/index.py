@@ -10,7 +10,8 @@ One protocol (``Index``), two backends that pass the same tests:
 This module holds what both share: the filters (``Query``), the row written for a document
 (``document_row``), the name keys fuzzy search compares, and ``open_index``, which picks the
 backend from the index setting. The hot folder's claims (``claim``, ``heartbeat``…) live in the
-index too, so that watchers on several machines share them.
+index too, so that watchers on several machines share them. What both backends do the same way
+(listings, search, statistics, claims) is written once in ``pipeline.store.index_base``.
 """
 
 from __future__ import annotations
@@ -308,16 +309,12 @@ def simple_filters(query: Query) -> tuple[list[str], list[Any]]:
     return where, params
 
 
-def selected_columns(columns: Sequence[str] | None) -> str:
-    if not columns:
-        return "d.*"
+def selected_columns(columns: Sequence[str]) -> str:
+    """``d.<column>, …``; a name that is not a column of ``documents`` is a ``ValueError``."""
     unknown = set(columns) - DOCUMENT_COLUMNS
     if unknown:
         raise ValueError(f"not index columns: {sorted(unknown)}")
     return ", ".join(f"d.{name}" for name in columns)
-
-
-ORDER_BY = " ORDER BY d.issue_day, d.source_name, d.document_id"
 
 
 @runtime_checkable

@@ -13,11 +13,13 @@ program migrates an older database forward (never back: an older program refuses
 * Free text: ``search_text`` (source name, parties, recognised text) with a trigram GIN index;
   each word must occur (``ILIKE``), Chinese included, since trigrams need no word splitter.
 * Every write is one transaction: a document row is there whole or not at all.
+
+Listings, search, the statistics' totals and the claims are ``pipeline.store.index_base.IndexBase``'s,
+the same code as the SQLite index runs; this module holds the PostgreSQL side of them.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -26,33 +28,16 @@ from contextlib import contextmanager
 from typing import Any
 
 from pipeline.errors import MissingDependency, StorageError
-from pipeline.model import InvoiceResult
 from pipeline.store.index import (
-    BOX_DIGITS,
-    BOX_HAS_LETTER,
-    BOX_HEX_ID,
-    BOX_TAX_ID_LIKE,
-    CLAIM_STALE_SECONDS,
     DOCUMENT_COLUMN_TYPES,
-    DOCUMENT_COLUMNS,
-    DOCUMENT_STATUSES,
-    RECONCILIATION_OUTCOMES,
-    SEARCH_SORTS,
     FailureEntry,
     IndexEntry,
-    Query,
-    Search,
-    amount_number,
     document_row,
-    fuzzy_matches,
     like_pattern,
-    name_key,
-    quality_per_month,
     search_values,
-    search_where,
-    simple_filters,
     text_terms,
 )
+from pipeline.store.index_base import NOT_IN_LEDGER_DOCUMENTS, IndexBase, with_differences
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +46,6 @@ FUZZY_SCAN_KEYS = 50_000
 
 _COLUMNS = tuple(name for name, _ in DOCUMENT_COLUMN_TYPES)
 _ALL = ", ".join(f"d.{name}" for name in _COLUMNS)
-ORDER_BY = " ORDER BY d.issue_day NULLS FIRST, d.source_name, d.document_id"
 
 
 def _pg_type(sql_type: str) -> str:
@@ -147,12 +131,19 @@ def _one_line(exc: BaseException) -> str:
     return "; ".join(dict.fromkeys(lines)) or type(exc).__name__
 
 
-def _sql(statement: str) -> str:
-    """Shared SQL uses ``?`` placeholders; psycopg wants ``%s``."""
-    return statement.replace("?", "%s")
+class PostgresIndex(IndexBase):
+    _EVERY_COLUMN = _ALL  # not d.*: the table holds search_text besides
+    _ORDER_BY = " ORDER BY d.issue_day NULLS FIRST, d.source_name, d.document_id"
+    _NULLS_ORDER = (" NULLS FIRST", " NULLS LAST")  # as SQLite sorts them (PostgreSQL: the other way)
+    _LIKE_ESCAPED = "LIKE ?"  # a backslash escapes by default
+    _POSITION = "strpos"
+    _FAILURE = (
+        "INSERT INTO failures VALUES (%s, %s, %s, %s, %s) ON CONFLICT (document_id) DO UPDATE SET "
+        "source_name = excluded.source_name, error_type = excluded.error_type, "
+        "message = excluded.message, failed_at = excluded.failed_at"
+    )
+    _FAILURES_PER_HOUR = "SELECT floor(failed_at / 3600)::bigint, COUNT(*) FROM failures GROUP BY 1"
 
-
-class PostgresIndex:
     def __init__(self, url: str, connect_timeout: float = 10.0) -> None:
         try:
             import psycopg
@@ -231,49 +222,36 @@ class PostgresIndex:
         self._db.close()
 
     @contextmanager
-    def _write(self) -> Iterator[Any]:
-        psycopg = self._psycopg
+    def _errors_as(self, what: str) -> Iterator[None]:
+        """psycopg's errors as ``StorageError``: "index <what> failed"."""
         try:
+            yield
+        except self._psycopg.Error as exc:
+            raise StorageError(f"index {what} failed ({self.location}): {_one_line(exc)}") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        with self._errors_as("write"):
             db = self._connection()
             with db.transaction():
                 yield db
-        except psycopg.Error as exc:
-            raise StorageError(f"index write failed ({self.location}): {_one_line(exc)}") from exc
 
-    def _read(self, statement: str, params: Sequence[Any] = (), rows: bool = True) -> list[tuple[Any, ...]]:
-        psycopg = self._psycopg
-        try:
-            cursor = self._connection().execute(_sql(statement), params)
-            return cursor.fetchall() if rows else []
-        except psycopg.Error as exc:
-            raise StorageError(f"index query failed ({self.location}): {_one_line(exc)}") from exc
+    @staticmethod
+    def _sql(statement: str) -> str:
+        """Shared SQL uses ``?`` placeholders; psycopg wants ``%s``."""
+        return statement.replace("?", "%s")
 
-    def _dicts(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        psycopg = self._psycopg
-        try:
-            cursor = self._connection().execute(_sql(statement), params)
+    def _read(self, statement: str, params: Sequence[Any] = (), what: str = "query") -> list[tuple[Any, ...]]:
+        with self._errors_as(what):
+            return self._connection().execute(self._sql(statement), params).fetchall()
+
+    def _dicts(self, statement: str, params: Sequence[Any] = (), what: str = "query") -> list[dict[str, Any]]:
+        with self._errors_as(what):
+            cursor = self._connection().execute(self._sql(statement), params)
             names = [column.name for column in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        except psycopg.Error as exc:
-            raise StorageError(f"index query failed ({self.location}): {_one_line(exc)}") from exc
 
     # ---- writing --------------------------------------------------------------------------
-
-    def upsert(
-        self,
-        result: InvoiceResult,
-        result_key: str,
-        original_key: str,
-        ingested_at: float,
-        *,
-        page_keys: Iterable[str] = (),
-        review_count: int = 0,
-        reviewed_at: float | None = None,
-    ) -> None:
-        entry = IndexEntry(
-            result, result_key, original_key, ingested_at, tuple(page_keys), review_count, reviewed_at
-        )
-        self.upsert_many([entry])
 
     def upsert_many(self, entries: Iterable[IndexEntry]) -> int:
         """Insert or replace documents in one transaction; returns how many."""
@@ -286,17 +264,6 @@ class PostgresIndex:
             _add_party_keys(cursor, rows)
         return len(rows)
 
-    def record_failure(
-        self,
-        document_id: str,
-        source_name: str,
-        error_type: str,
-        message: str,
-        failed_at: float | None = None,
-    ) -> None:
-        with self._write() as db:
-            db.execute(_FAILURE, (document_id, source_name, error_type, message, failed_at or time.time()))
-
     def rebuild(self, entries: Iterable[IndexEntry], failures: Iterable[FailureEntry]) -> tuple[int, int]:
         """Replace every document and failure in one transaction (readers see old or new, never half)."""
         documents = 0
@@ -305,7 +272,7 @@ class PostgresIndex:
             cursor.execute("DELETE FROM failures")
             cursor.execute("DELETE FROM party_keys")
             cursor.executemany(
-                _FAILURE,
+                self._FAILURE,
                 [(f.document_id, f.source_name, f.error_type, f.message, f.failed_at) for f in failures],
             )
             batch: list[tuple[Any, ...]] = []
@@ -328,90 +295,21 @@ class PostgresIndex:
             db.execute("ANALYZE documents")
         return documents, int(self._read("SELECT COUNT(*) FROM failures")[0][0])
 
-    # ---- reading --------------------------------------------------------------------------
+    # ---- reading: PostgreSQL's own clauses -------------------------------------------------
 
-    def has_document(self, document_id: str) -> bool:
-        return bool(self._read("SELECT 1 FROM documents WHERE document_id = ?", (document_id,)))
+    def _any_key(self, column: str, keys: list[str], params: list[Any]) -> str:
+        params.append(keys)
+        return f"d.{column} = ANY(?)"
 
-    def get(self, document_id_prefix: str) -> list[dict[str, Any]]:
-        prefix = document_id_prefix.lower()
-        if not prefix or not all(ch in "0123456789abcdef" for ch in prefix):
-            return []
-        return self._dicts(
-            f"SELECT {_ALL} FROM documents d WHERE d.document_id >= ? AND d.document_id < ? "
-            "ORDER BY d.document_id LIMIT 2",
-            (prefix, prefix + "g"),
-        )
+    def _text_clause(self, text: str, params: list[Any]) -> str | None:
+        # Each word in the text, whatever its length (the trigram index answers three or more).
+        terms = text_terms(text)
+        params += [like_pattern(term) for term in terms]
+        return " AND ".join("d.search_text ILIKE ?" for _ in terms) or None
 
-    def documents(self) -> list[dict[str, Any]]:
-        return self.query(Query())
-
-    def failures(self) -> list[dict[str, Any]]:
-        return self._dicts(
-            "SELECT document_id, source_name, error_type, message, failed_at FROM failures "
-            "ORDER BY failed_at, document_id"
-        )
-
-    def counts(self) -> dict[str, int]:
-        counts = {
-            status: int(n)
-            for status, n in self._read("SELECT status, COUNT(*) FROM documents GROUP BY status")
-        }
-        counts["failed"] = int(self._read("SELECT COUNT(*) FROM failures")[0][0])
-        return counts
-
-    def query(self, query: Query, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """Documents matching every filter, by issue date (undated first), then source name and id."""
-        where, params = simple_filters(query)
-        if query.status:
-            where.append(self._status_clause(query.status, params))
-        for column, wanted in (("seller_key", query.seller), ("buyer_key", query.buyer)):
-            if wanted:
-                keys = self.fuzzy_keys(column, wanted, query.fuzzy_cutoff)
-                if not keys:
-                    return []
-                where.append(f"d.{column} = ANY(?)")
-                params.append(keys)
-        for term in text_terms(query.text or ""):
-            where.append("d.search_text ILIKE ?")
-            params.append(like_pattern(term))
-        if columns:
-            from pipeline.store.index import selected_columns
-
-            sql = f"SELECT {selected_columns(columns)} FROM documents d"
-        else:
-            sql = f"SELECT {_ALL} FROM documents d"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += ORDER_BY
-        if query.limit:
-            sql += " LIMIT ?"
-            params.append(int(query.limit))
-        return self._dicts(sql, params)
-
-    def _status_clause(self, status: str, params: list[Any]) -> str:
-        if status in DOCUMENT_STATUSES:
-            params.append(status)
-            return "d.status = ?"
-        if status not in RECONCILIATION_OUTCOMES:
-            raise StorageError(f"unknown status {status!r}")
-        params.append(status)
-        # The latest outcome per document counts (a re-run of reconcile supersedes older rows).
-        return (
-            "d.document_id IN (SELECT r.document_id FROM reconciliation r WHERE r.outcome = ? "
-            "AND r.reconciled_at = (SELECT MAX(r2.reconciled_at) FROM reconciliation r2 "
-            "WHERE r2.document_id = r.document_id))"
-        )
-
-    def fuzzy_keys(self, column: str, wanted: str, cutoff: float = 80.0) -> list[str]:
-        """Distinct name keys in ``column`` close to ``wanted`` (substring or a few characters off).
-
-        The trigram index proposes (contains it, similar, or similar to a part of it); rapidfuzz
-        decides, as in the SQLite index.
-        """
-        target = name_key(wanted)
-        if not target or column not in {"seller_key", "buyer_key"}:
-            return []
+    def _key_candidates(self, column: str, target: str) -> list[str]:
+        """Every key of ``party_keys``; past ``FUZZY_SCAN_KEYS`` those the trigram index proposes
+        (containing ``target``, similar to it, or similar to a part of it)."""
         (count,) = self._read("SELECT COUNT(*) FROM party_keys WHERE kind = ?", (column,))[0]
         if count <= FUZZY_SCAN_KEYS:
             rows = self._read("SELECT key FROM party_keys WHERE kind = ?", (column,))
@@ -420,7 +318,7 @@ class PostgresIndex:
                 "SELECT key FROM party_keys WHERE kind = ? AND (key LIKE ? OR key %% ? OR key %%> ?)",
                 (column, like_pattern(target), target, target),
             )
-        return fuzzy_matches(target, (row[0] for row in rows), cutoff)
+        return [row[0] for row in rows]
 
     # ---- the reconciliation's tables ------------------------------------------------------------
 
@@ -429,198 +327,41 @@ class PostgresIndex:
         """The reconciliation's tables (``pipeline.reconcile.tables``) in one transaction, spoken to in
         SQLite's dialect as an SQLite index is; ``write``: one writer at a time (an advisory lock, as
         ``BEGIN IMMEDIATE`` in SQLite), so a re-match's reading of the claims stays true until written."""
-        psycopg = self._psycopg
-        try:
+        with self._errors_as("reconciliation"):
             db = self._connection()
             with db.transaction():
                 if write:
                     db.execute("SELECT pg_advisory_xact_lock(%s)", (_RECONCILE_LOCK,))
-                yield ReconciliationTables(db, psycopg, self.location)
-        except psycopg.Error as exc:
-            raise StorageError(f"index reconciliation failed ({self.location}): {_one_line(exc)}") from exc
+                yield ReconciliationTables(db, self._psycopg, self.location)
 
-    # ---- the web app: search across keys, statistics, reconciliation, batches --------------------
+    # ---- the web app: the PostgreSQL side of statistics, reconciliation, batches -----------------
     # The same answers as SqliteIndex's issue-16 block; read-only.
 
-    def _search_where(self, search: Search) -> tuple[str, list[Any]] | None:
-        """The WHERE clause of a search (``None``: nothing can match)."""
-        return search_where(
-            search, self._box_clause, self._status_clause, self._line_clause, self._source_clause
-        )
+    def _has_three_way_lines(self) -> bool:
+        return bool(self._read("SELECT 1 FROM reconciliation_lines LIMIT 1"))
 
-    @staticmethod
-    def _source_clause(source: str, params: list[Any]) -> str:
-        params.append(like_pattern(source))
-        return "d.source_name LIKE ?"
-
-    def _line_clause(self, outcome: str | None, platform_status: str | None, params: list[Any]) -> str | None:
-        """Documents whose line in the last three-way reconciliation has this outcome (main or
-        additional) and platform status. Without three-way lines a ledger outcome comes from the
-        ``reconciliation`` table, as in an SQLite index reconciled before the lines existed."""
-        if not self._read("SELECT 1 FROM reconciliation_lines LIMIT 1"):
-            if platform_status or outcome not in RECONCILIATION_OUTCOMES:
-                return None
-            return self._status_clause(str(outcome), params)
-        where = ["l.document_id IS NOT NULL"]
-        if outcome:
-            where.append("(l.outcome = ? OR strpos(',' || l.also || ',', ?) > 0)")
-            params += [outcome, f",{outcome},"]
-        if platform_status:
-            where.append("l.platform_status = ?")
-            params.append(platform_status)
-        return (
-            f"d.document_id IN (SELECT l.document_id FROM reconciliation_lines l WHERE {' AND '.join(where)})"
-        )
-
-    def _box_clause(self, box: str, params: list[Any], cutoff: float) -> str | None:
-        """Any key: number, code, taxpayer ID, amount, id prefix, seller/buyer (fuzzy), page text."""
-        options: list[str] = []
-        compact = "".join(box.split())
-        upper = compact.upper()
-        if BOX_DIGITS.match(compact):
-            options += ["d.invoice_number = ?", "d.invoice_code = ?"]
-            params += [compact, compact]
-        if BOX_TAX_ID_LIKE.match(upper):
-            options += ["d.seller_tax_id = ?", "d.buyer_tax_id = ?"]
-            params += [upper, upper]
-        if BOX_HEX_ID.match(compact.lower()):
-            options.append("(d.document_id >= ? AND d.document_id < ?)")
-            params += [compact.lower(), compact.lower() + "g"]
-        amount = amount_number(compact.lstrip("¥￥$€").replace(",", ""))
-        if amount is not None and re.fullmatch(r"[¥￥$€]?[\d,]+(\.\d{1,2})?", compact):
-            options.append("d.total_amount_num BETWEEN ? AND ?")
-            params += [amount - 0.005, amount + 0.005]
-        if BOX_HAS_LETTER.search(box):
-            for column in ("seller_key", "buyer_key"):
-                keys = self.fuzzy_keys(column, box, cutoff)
-                if keys:
-                    options.append(f"d.{column} = ANY(?)")
-                    params.append(keys)
-        # Words of three characters or more, each in the text (the trigram index answers them).
-        long_terms = [term for term in text_terms(box) if len(term) >= 3]
-        if long_terms:
-            options.append("(" + " AND ".join("d.search_text ILIKE ?" for _ in long_terms) + ")")
-            params += [like_pattern(term) for term in long_terms]
-        return "(" + " OR ".join(options) + ")" if options else None
-
-    def search(
-        self,
-        search: Search,
-        columns: Sequence[str],
-        sort: str = "date",
-        descending: bool = True,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> tuple[list[dict[str, Any]], int]:
-        """One page of matching documents and how many match in all."""
-        built = self._search_where(search)
-        if built is None:
-            return [], 0
-        where, params = built
-        unknown = set(columns) - DOCUMENT_COLUMNS
-        if unknown:
-            raise ValueError(f"not index columns: {sorted(unknown)}")
-        order = SEARCH_SORTS.get(sort, SEARCH_SORTS["date"])
-        # NULLs first ascending and last descending, as SQLite sorts them; the id breaks ties.
-        direction = "DESC NULLS LAST" if descending else "ASC NULLS FIRST"
-        rows = self._dicts(
-            f"SELECT {', '.join('d.' + c for c in columns)} FROM documents d{where} "
-            f"ORDER BY {order} {direction}, d.document_id {direction.split()[0]} LIMIT ? OFFSET ?",
-            [*params, int(limit), int(offset)],
-        )
-        total = self._read(f"SELECT COUNT(*) FROM documents d{where}", params)[0][0]
-        return rows, int(total)
-
-    def statistics(self, search: Search, top_sellers: int = 20) -> dict[str, list[dict[str, Any]]]:
-        """Counts and amounts per month, seller, tax rate and kind; review/failure/ledger rates per
-        month of ingestion (as ``SqliteIndex.statistics``; unread amounts count as 0)."""
-        built = self._search_where(search)
-        empty: dict[str, list[dict[str, Any]]] = {
-            "months": [],
-            "sellers": [],
-            "rates": [],
-            "kinds": [],
-            "quality": [],
-        }
-        if built is None:
-            return empty
-        where, params = built
+    def _statistics_sums(self) -> str:
         amount, tax = _number("d.amount_excl_tax"), _number("d.tax_amount")
-        sums = (
+        return (
             f"COUNT(*) AS count, ROUND(COALESCE(SUM({amount}), 0)::numeric, 2)::float8 AS amount, "
             f"ROUND(COALESCE(SUM({tax}), 0)::numeric, 2)::float8 AS tax, "
             "ROUND(COALESCE(SUM(d.total_amount_num), 0)::numeric, 2)::float8 AS total"
         )
+
+    def _statistics_groups(self, where: str, sums: str) -> str:
+        amount, tax = _number("d.amount_excl_tax"), _number("d.tax_amount")
         # The effective rate, tax / amount excl. tax, in whole percent (halves away from zero, as SQLite).
         rate = (
             f"CASE WHEN {amount} > 0 AND d.tax_amount IS NOT NULL THEN "
             f"ROUND((100.0 * COALESCE({tax}, 0) / {amount})::numeric)::integer END"
         )
-        not_in_ledger = (
-            "COUNT(*) FILTER (WHERE d.document_id IN (SELECT r.document_id FROM reconciliation r WHERE "
-            "r.outcome = 'not_in_ledger' AND r.reconciled_at = (SELECT MAX(r2.reconciled_at) FROM "
-            "reconciliation r2 WHERE r2.document_id = r.document_id)))"
-        )
-        combined = (
+        not_in_ledger = f"COUNT(*) FILTER (WHERE d.document_id IN ({NOT_IN_LEDGER_DOCUMENTS}))"
+        return (
             f"SELECT substr(d.issue_day, 1, 7) AS month, d.doc_type AS kind, {rate} AS rate, "
             f"floor(d.ingested_at / 3600)::bigint AS hour, {sums}, "
             f"COUNT(*) FILTER (WHERE d.review_state <> 'none') AS reviewed, {not_in_ledger} AS not_in_ledger "
             f"FROM documents d{where} GROUP BY 1, 2, 3, 4"
         )
-        sellers = (
-            f"SELECT d.seller_key AS seller_key, {sums} FROM documents d{where} "
-            f"GROUP BY d.seller_key ORDER BY total DESC, count DESC LIMIT {int(top_sellers)}"
-        )
-        rows = self._dicts(combined, params)
-        out = dict(empty)
-        out["sellers"] = self._dicts(sellers, params)
-        failures = (
-            []
-            if where
-            else self._read("SELECT floor(failed_at / 3600)::bigint, COUNT(*) FROM failures GROUP BY 1")
-        )
-        for name, key in (("months", "month"), ("kinds", "kind"), ("rates", "rate")):
-            totals: dict[Any, dict[str, Any]] = {}
-            for row in rows:
-                entry = totals.get(row[key])
-                if entry is None:
-                    entry = totals[row[key]] = {
-                        key: row[key],
-                        "count": 0,
-                        "amount": 0.0,
-                        "tax": 0.0,
-                        "total": 0.0,
-                    }
-                entry["count"] += row["count"]
-                entry["amount"] += row["amount"]
-                entry["tax"] += row["tax"]
-                entry["total"] += row["total"]
-            for entry in totals.values():
-                for column in ("amount", "tax", "total"):
-                    entry[column] = round(entry[column], 2)
-            if name == "kinds":
-                out[name] = sorted(totals.values(), key=lambda e: (-e["count"], e["kind"] or ""))
-            else:
-                out[name] = sorted(
-                    totals.values(), key=lambda e: (e[key] is None, e[key] if e[key] is not None else 0)
-                )
-        out["quality"] = quality_per_month(
-            ((row["hour"], row["count"], row["reviewed"] or 0, row["not_in_ledger"] or 0) for row in rows),
-            ((int(hour), int(n)) for hour, n in failures),
-        )
-        for row in out["rates"]:
-            row["rate"] = f"{row['rate']}%" if row["rate"] is not None else ""
-        keys = [row["seller_key"] for row in out["sellers"] if row["seller_key"]]
-        names = dict(
-            self._read(
-                "SELECT seller_key, MAX(COALESCE(seller_name, vendor_name)) FROM documents "
-                "WHERE seller_key = ANY(?) GROUP BY seller_key",
-                (keys,),
-            )
-        )
-        for row in out["sellers"]:
-            row["seller"] = names.get(row.pop("seller_key"), "") or ""
-        return out
 
     def reconciliation_of(self, document_id: str) -> dict[str, Any] | None:
         """The latest reconciliation outcome of one document, with its differences, or None."""
@@ -629,7 +370,7 @@ class PostgresIndex:
             "ORDER BY reconciled_at DESC, id DESC LIMIT 1",
             (document_id,),
         )
-        return _with_differences(rows[0]) if rows else None
+        return with_differences(rows[0]) if rows else None
 
     def reconciliation_outcomes(
         self, outcome: str | None = None, offset: int = 0, limit: int = 100
@@ -646,7 +387,7 @@ class PostgresIndex:
             [*params, int(limit), int(offset)],
         )
         total = self._read(f"SELECT COUNT(*) FROM reconciliation r{where}", params)[0][0]
-        return [_with_differences(row) for row in rows], int(total)
+        return [with_differences(row) for row in rows], int(total)
 
     def ingest_batches(self, limit: int = 30) -> list[dict[str, Any]]:
         """Documents per local day of ingestion (a batch), newest first, with their states and pages.
@@ -692,67 +433,11 @@ class PostgresIndex:
         newest = sorted(days, reverse=True)[: int(limit)]
         return [{**days[day], "failed": failed.get(day, 0)} for day in newest]
 
-    def recent_documents(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The documents ingested last, newest first."""
-        return self._dicts(
-            "SELECT document_id, source_name, doc_type, status, page_count, ingested_at, result_key "
-            "FROM documents ORDER BY ingested_at DESC LIMIT ?",
-            (int(limit),),
-        )
-
-    def recent_failures(self, limit: int = 50) -> list[dict[str, Any]]:
-        return self._dicts(
-            "SELECT document_id, source_name, error_type, message, failed_at FROM failures "
-            "ORDER BY failed_at DESC LIMIT ?",
-            (int(limit),),
-        )
-
-    # ---- hot-folder claims ------------------------------------------------------------------
-
-    def heartbeat(self, owner: str) -> None:
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO claim_owners VALUES (%s, %s) "
-                "ON CONFLICT (owner) DO UPDATE SET heartbeat = excluded.heartbeat",
-                (owner, time.time()),
-            )
-
-    def owner_alive(self, owner: str, stale_after: float = CLAIM_STALE_SECONDS) -> bool:
-        rows = self._read("SELECT heartbeat FROM claim_owners WHERE owner = ?", (owner,))
-        return bool(rows) and rows[0][0] >= time.time() - stale_after
-
-    def claim(self, key: str, owner: str, stale_after: float = CLAIM_STALE_SECONDS) -> bool:
-        """Take ``key`` for ``owner``: True if it was free or its owner is dead (stale heartbeat)."""
-        now = time.time()
-        with self._write() as db:
-            row = db.execute(
-                "INSERT INTO claims VALUES (%s, %s, %s) ON CONFLICT (key) DO UPDATE SET "
-                "owner = excluded.owner, claimed_at = excluded.claimed_at "
-                "WHERE claims.owner = excluded.owner OR NOT EXISTS (SELECT 1 FROM claim_owners o "
-                "WHERE o.owner = claims.owner AND o.heartbeat >= %s) RETURNING owner",
-                (key, owner, now, now - stale_after),
-            ).fetchone()
-        return row is not None
-
-    def release(self, key: str, owner: str) -> None:
-        with self._write() as db:
-            db.execute("DELETE FROM claims WHERE key = %s AND owner = %s", (key, owner))
-
-    def retire(self, owner: str) -> None:
-        with self._write() as db:
-            db.execute("DELETE FROM claims WHERE owner = %s", (owner,))
-            db.execute("DELETE FROM claim_owners WHERE owner = %s", (owner,))
-
 
 _UPSERT = (
     f"INSERT INTO documents ({', '.join(_COLUMNS)}, search_text) "
     f"VALUES ({', '.join('%s' for _ in _COLUMNS)}, %s) ON CONFLICT (document_id) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name in (*_COLUMNS, "search_text") if name != "document_id")
-)
-_FAILURE = (
-    "INSERT INTO failures VALUES (%s, %s, %s, %s, %s) ON CONFLICT (document_id) DO UPDATE SET "
-    "source_name = excluded.source_name, error_type = excluded.error_type, "
-    "message = excluded.message, failed_at = excluded.failed_at"
 )
 
 
@@ -834,14 +519,6 @@ _DECIMAL = "'^-{0,1}[0-9]+([.][0-9]+){0,1}$'"
 
 def _number(column: str) -> str:
     return f"(CASE WHEN {column} ~ {_DECIMAL} THEN {column}::float8 END)"
-
-
-def _with_differences(row: dict[str, Any]) -> dict[str, Any]:
-    try:
-        row["differences"] = json.loads(row.get("differences") or "[]")
-    except ValueError:
-        row["differences"] = []
-    return row
 
 
 _SELLER = _COLUMNS.index("seller_key")

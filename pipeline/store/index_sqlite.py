@@ -8,7 +8,8 @@ over the distinct keys, then look documents up by that key's B-tree index.
 
 Other tables in the same file (``reconciliation``, written by ``pipeline.reconcile``; the hot
 folder's ``claims`` and ``claim_owners``) are left alone: ``reindex`` rebuilds only what is derived
-from the store. The protocol and what both backends share are in ``pipeline.store.index``.
+from the store. The protocol and the helpers both backends share are in ``pipeline.store.index``;
+the logic they run alike (listings, search, statistics, claims) is ``pipeline.store.index_base``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,65 +25,26 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import StorageError
-from pipeline.model import InvoiceResult
 from pipeline.store.index import (
-    BOX_DIGITS,
-    BOX_HAS_LETTER,
-    BOX_HEX_ID,
-    BOX_TAX_ID_LIKE,
-    CLAIM_STALE_SECONDS,
-    DOCUMENT_COLUMNS,
-    DOCUMENT_STATUSES,
+    DOCUMENT_COLUMN_TYPES,
     FTS_COLUMNS,
-    INDEXED_FIELDS,
-    ORDER_BY,
-    RECONCILIATION_OUTCOMES,
-    SEARCH_SORTS,
     FailureEntry,
     IndexEntry,
-    Query,
-    Search,
-    amount_number,
     document_row,
-    fuzzy_matches,
     like_pattern,
-    name_key,
-    quality_per_month,
     search_values,
-    search_where,
-    selected_columns,
-    simple_filters,
     text_terms,
 )
+from pipeline.store.index_base import NOT_IN_LEDGER_DOCUMENTS, IndexBase, with_differences
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
 
+_DOCUMENT_COLUMNS = ",\n    ".join(f"{name} {kind}" for name, kind in DOCUMENT_COLUMN_TYPES)
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS documents (
-    document_id TEXT PRIMARY KEY,
-    source_name TEXT NOT NULL,
-    doc_type TEXT NOT NULL,
-    status TEXT NOT NULL,
-    {", ".join(f"{name} TEXT" for name in INDEXED_FIELDS)},
-    issue_day TEXT,
-    total_amount_num REAL,
-    seller_key TEXT,
-    buyer_key TEXT,
-    confidence REAL,
-    review_fields TEXT NOT NULL DEFAULT '',
-    review_state TEXT NOT NULL DEFAULT 'none',
-    review_count INTEGER NOT NULL DEFAULT 0,
-    reviewed_at REAL,
-    page_count INTEGER NOT NULL,
-    engine TEXT NOT NULL,
-    result_key TEXT NOT NULL,
-    original_key TEXT NOT NULL,
-    page_keys TEXT NOT NULL DEFAULT '[]',
-    ingested_at REAL NOT NULL,
-    fields_json TEXT NOT NULL,
-    field_details_json TEXT NOT NULL DEFAULT '{{}}'
+    {_DOCUMENT_COLUMNS}
 );
 CREATE INDEX IF NOT EXISTS documents_number ON documents (invoice_number);
 CREATE INDEX IF NOT EXISTS documents_code ON documents (invoice_code, invoice_number);
@@ -130,7 +91,15 @@ def _enable_wal(db: sqlite3.Connection, patience: float = 30.0) -> None:
             time.sleep(0.05)
 
 
-class SqliteIndex:
+class SqliteIndex(IndexBase):
+    _EVERY_COLUMN = "d.*"
+    _ORDER_BY = " ORDER BY d.issue_day, d.source_name, d.document_id"
+    _NULLS_ORDER = ("", "")  # SQLite's own: first ascending, last descending
+    _LIKE_ESCAPED = "LIKE ? ESCAPE '\\'"
+    _POSITION = "instr"
+    _FAILURE = "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?)"
+    _FAILURES_PER_HOUR = "SELECT CAST(failed_at / 3600 AS INTEGER), COUNT(*) FROM failures GROUP BY 1"
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.location = str(path)
@@ -195,23 +164,30 @@ class SqliteIndex:
         except sqlite3.Error as exc:
             raise StorageError(f"index write failed ({self.path}): {exc}") from exc
 
-    # ---- writing --------------------------------------------------------------------------
+    @staticmethod
+    def _sql(statement: str) -> str:
+        return statement  # already in SQLite's placeholders
 
-    def upsert(
-        self,
-        result: InvoiceResult,
-        result_key: str,
-        original_key: str,
-        ingested_at: float,
-        *,
-        page_keys: Iterable[str] = (),
-        review_count: int = 0,
-        reviewed_at: float | None = None,
-    ) -> None:
-        entry = IndexEntry(
-            result, result_key, original_key, ingested_at, tuple(page_keys), review_count, reviewed_at
-        )
-        self.upsert_many([entry])
+    def _read(self, statement: str, params: Sequence[Any] = (), what: str = "query") -> list[tuple[Any, ...]]:
+        return self._fetch(statement, params, what)[1]
+
+    def _dicts(self, statement: str, params: Sequence[Any] = (), what: str = "query") -> list[dict[str, Any]]:
+        names, rows = self._fetch(statement, params, what)
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def _fetch(
+        self, statement: str, params: Sequence[Any], what: str
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """The column names and rows of a read."""
+        try:
+            cursor = self._db.cursor()
+            cursor.row_factory = None  # plain tuples: a third faster than sqlite3.Row on big listings
+            rows = cursor.execute(statement, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"index {what} failed ({self.path}): {exc}") from exc
+        return [column[0] for column in cursor.description], rows
+
+    # ---- writing --------------------------------------------------------------------------
 
     def upsert_many(self, entries: Iterable[IndexEntry]) -> int:
         """Insert or replace documents in one transaction; returns how many."""
@@ -221,20 +197,6 @@ class SqliteIndex:
                 _upsert(db, entry)
                 count += 1
         return count
-
-    def record_failure(
-        self,
-        document_id: str,
-        source_name: str,
-        error_type: str,
-        message: str,
-        failed_at: float | None = None,
-    ) -> None:
-        with self._write() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?)",
-                (document_id, source_name, error_type, message, failed_at or time.time()),
-            )
 
     def rebuild(self, entries: Iterable[IndexEntry], failures: Iterable[FailureEntry]) -> tuple[int, int]:
         """Replace every document and failure in one transaction (readers see old or new, never half).
@@ -248,7 +210,7 @@ class SqliteIndex:
             db.execute("DELETE FROM failures")
             for failure in failures:
                 db.execute(
-                    "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?)",
+                    self._FAILURE,
                     (
                         failure.document_id,
                         failure.source_name,
@@ -265,101 +227,28 @@ class SqliteIndex:
         # A failure of a document stored since (a re-run fixed it) was dropped by its upsert.
         return documents, int(self._db.execute("SELECT COUNT(*) FROM failures").fetchone()[0])
 
-    # ---- reading --------------------------------------------------------------------------
+    # ---- reading: SQLite's own clauses -----------------------------------------------------
 
-    def has_document(self, document_id: str) -> bool:
-        row = self._db.execute("SELECT 1 FROM documents WHERE document_id = ?", (document_id,)).fetchone()
-        return row is not None
-
-    def get(self, document_id_prefix: str) -> list[dict[str, Any]]:
-        prefix = document_id_prefix.lower()
-        if not prefix or not all(ch in "0123456789abcdef" for ch in prefix):
-            return []
-        # A range, not LIKE: the primary key's B-tree answers it directly.
-        rows = self._db.execute(
-            "SELECT * FROM documents WHERE document_id >= ? AND document_id < ? ORDER BY document_id LIMIT 2",
-            (prefix, prefix + "g"),
-        ).fetchall()
-        return [dict(row) for row in rows]
-
-    def documents(self) -> list[dict[str, Any]]:
-        return self.query(Query())
-
-    def failures(self) -> list[dict[str, Any]]:
-        return [
-            dict(row)
-            for row in self._db.execute("SELECT * FROM failures ORDER BY failed_at, document_id").fetchall()
-        ]
-
-    def counts(self) -> dict[str, int]:
-        counts = {
-            row["status"]: row["n"]
-            for row in self._db.execute("SELECT status, COUNT(*) AS n FROM documents GROUP BY status")
-        }
-        counts["failed"] = self._db.execute("SELECT COUNT(*) FROM failures").fetchone()[0]
-        return counts
-
-    def query(self, query: Query, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """Documents matching every filter, by issue date (undated first), then source name and id.
-
-        ``columns`` limits what each row holds (default: every column); fewer is faster.
-        """
-        where, params = simple_filters(query)
-        if query.status:
-            clause = self._status_clause(query.status, params)
-            if clause is None:
-                return []
-            where.append(clause)
-        for column, wanted in (("seller_key", query.seller), ("buyer_key", query.buyer)):
-            if wanted:
-                keys = self.fuzzy_keys(column, wanted, query.fuzzy_cutoff)
-                if not keys:
-                    return []
-                if len(keys) <= 10_000:
-                    # Literal placeholders: the planner then sees the name index beats date order.
-                    where.append(f"d.{column} IN ({', '.join('?' * len(keys))})")
-                    params += keys
-                else:
-                    where.append(f"d.{column} IN (SELECT value FROM json_each(?))")
-                    params.append(json.dumps(keys, ensure_ascii=False))
-        if query.text:
-            clause = self._text_clause(query.text, params)
-            if clause:
-                where.append(clause)
-        sql = f"SELECT {selected_columns(columns)} FROM documents d"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += ORDER_BY
-        if query.limit:
-            sql += " LIMIT ?"
-            params.append(int(query.limit))
-        try:
-            cursor = self._db.cursor()
-            cursor.row_factory = None  # plain tuples: a third faster than sqlite3.Row on big listings
-            rows = cursor.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise StorageError(f"index query failed ({self.path}): {exc}") from exc
-        names = [column[0] for column in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in rows]
-
-    def _status_clause(self, status: str, params: list[Any]) -> str | None:
-        if status in DOCUMENT_STATUSES:
-            params.append(status)
-            return "d.status = ?"
-        if status not in RECONCILIATION_OUTCOMES:
-            raise StorageError(f"unknown status {status!r}")
+    def _outcome_clause(self, outcome: str, params: list[Any]) -> str | None:
         if not self._has_table("reconciliation"):
             return None  # nothing reconciled yet: no document has that outcome
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(reconciliation)")}
-        params.append(status)
         if "reconciled_at" in columns:
-            # The latest outcome per document counts (a re-run of reconcile supersedes older rows).
-            return (
-                "d.document_id IN (SELECT r.document_id FROM reconciliation r WHERE r.outcome = ? "
-                "AND r.reconciled_at = (SELECT MAX(r2.reconciled_at) FROM reconciliation r2 "
-                "WHERE r2.document_id = r.document_id))"
-            )
+            return super()._outcome_clause(outcome, params)
+        # Reconciled before runs were dated: every outcome row of a document counts.
+        params.append(outcome)
         return "d.document_id IN (SELECT r.document_id FROM reconciliation r WHERE r.outcome = ?)"
+
+    def _keys_filter(self, column: str, keys: list[str], params: list[Any]) -> str:
+        if len(keys) > 10_000:
+            return super()._keys_filter(column, keys, params)
+        # Literal placeholders: the planner then sees the name index beats date order.
+        params += keys
+        return f"d.{column} IN ({', '.join('?' * len(keys))})"
+
+    def _any_key(self, column: str, keys: list[str], params: list[Any]) -> str:
+        params.append(json.dumps(keys, ensure_ascii=False))
+        return f"d.{column} IN (SELECT value FROM json_each(?))"
 
     def _text_clause(self, text: str, params: list[Any]) -> str | None:
         terms = text_terms(text)
@@ -378,253 +267,45 @@ class SqliteIndex:
             params += [pattern] * len(FTS_COLUMNS)
         return " AND ".join(clauses) if clauses else None
 
-    def fuzzy_keys(self, column: str, wanted: str, cutoff: float = 80.0) -> list[str]:
-        """Distinct name keys in ``column`` close to ``wanted`` (substring or a few characters off)."""
-        target = name_key(wanted)
-        if not target or column not in {"seller_key", "buyer_key"}:
-            return []
-        keys = [row[0] for row in self._db.execute(f"SELECT DISTINCT {column} FROM documents") if row[0]]
-        return fuzzy_matches(target, keys, cutoff)
+    def _key_candidates(self, column: str, target: str) -> list[str]:
+        return [row[0] for row in self._db.execute(f"SELECT DISTINCT {column} FROM documents") if row[0]]
 
-    # ---- hot-folder claims ------------------------------------------------------------------
-
-    def heartbeat(self, owner: str) -> None:
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO claim_owners VALUES (?, ?) ON CONFLICT(owner) DO UPDATE SET heartbeat = excluded.heartbeat",
-                (owner, time.time()),
-            )
-
-    def owner_alive(self, owner: str, stale_after: float = CLAIM_STALE_SECONDS) -> bool:
-        row = self._db.execute("SELECT heartbeat FROM claim_owners WHERE owner = ?", (owner,)).fetchone()
-        return row is not None and row[0] >= time.time() - stale_after
-
-    def claim(self, key: str, owner: str, stale_after: float = CLAIM_STALE_SECONDS) -> bool:
-        """Take ``key`` for ``owner``: True if it was free or its owner is dead (stale heartbeat)."""
-        now = time.time()
-        with self._write() as db:
-            row = db.execute(
-                "INSERT INTO claims VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
-                "owner = excluded.owner, claimed_at = excluded.claimed_at "
-                "WHERE claims.owner = excluded.owner OR NOT EXISTS (SELECT 1 FROM claim_owners o "
-                "WHERE o.owner = claims.owner AND o.heartbeat >= ?) RETURNING owner",
-                (key, owner, now, now - stale_after),
-            ).fetchone()
-        return row is not None
-
-    def release(self, key: str, owner: str) -> None:
-        with self._write() as db:
-            db.execute("DELETE FROM claims WHERE key = ? AND owner = ?", (key, owner))
-
-    def retire(self, owner: str) -> None:
-        """A watcher that stops cleanly: its (released) claims and its heartbeat go."""
-        with self._write() as db:
-            db.execute("DELETE FROM claims WHERE owner = ?", (owner,))
-            db.execute("DELETE FROM claim_owners WHERE owner = ?", (owner,))
+    # ---- the reconciliation's tables ------------------------------------------------------------
 
     def reconciliation_tables(self, write: bool = False) -> contextlib.AbstractContextManager[Any]:
         """The reconciliation's tables (``pipeline.reconcile.tables``): a connection in SQLite's
         dialect; ``write`` makes it one transaction that one writer holds at a time."""
         return reconciliation_connection(self.path, write)
 
-    # ==== issue 16 (web app): search across keys, statistics, reconciliation, batches ============
-    # Read-only queries of the web app; each takes a ``Search`` (the box plus the page's filters).
+    # ==== issue 16 (web app): the SQLite side of statistics, reconciliation, batches =============
+    # Read-only queries of the web app; search and the statistics' totals are ``IndexBase``'s.
 
-    def _search_where(self, search: Search) -> tuple[str, list[Any]] | None:
-        """The WHERE clause of a search (``None``: nothing can match)."""
-        return search_where(
-            search, self._box_clause, self._status_clause, self._line_clause, self._source_clause
-        )
+    def _has_three_way_lines(self) -> bool:
+        return self._has_table("reconciliation_lines")
 
-    @staticmethod
-    def _source_clause(source: str, params: list[Any]) -> str:
-        params.append("%" + source.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
-        return "d.source_name LIKE ? ESCAPE '\\'"
-
-    def _line_clause(self, outcome: str | None, platform_status: str | None, params: list[Any]) -> str | None:
-        """Documents whose line in the last three-way reconciliation (``reconciliation_lines``, issue 15)
-        has this outcome (main or additional) and platform status. An index reconciled before the
-        three-way lines existed answers a ledger outcome from the ``reconciliation`` table."""
-        if not self._has_table("reconciliation_lines"):
-            if platform_status or outcome not in RECONCILIATION_OUTCOMES:
-                return None
-            return self._status_clause(str(outcome), params)
-        where = ["l.document_id IS NOT NULL"]
-        if outcome:
-            where.append("(l.outcome = ? OR instr(',' || l.also || ',', ?) > 0)")
-            params += [outcome, f",{outcome},"]
-        if platform_status:
-            where.append("l.platform_status = ?")
-            params.append(platform_status)
+    def _statistics_sums(self) -> str:
         return (
-            f"d.document_id IN (SELECT l.document_id FROM reconciliation_lines l WHERE {' AND '.join(where)})"
-        )
-
-    def _box_clause(self, box: str, params: list[Any], cutoff: float) -> str | None:
-        """Any key: number, code, taxpayer ID, amount, id prefix, seller/buyer (fuzzy), page text."""
-        options: list[str] = []
-        compact = "".join(box.split())
-        upper = compact.upper()
-        if BOX_DIGITS.match(compact):
-            options += ["d.invoice_number = ?", "d.invoice_code = ?"]
-            params += [compact, compact]
-        if BOX_TAX_ID_LIKE.match(upper):
-            options += ["d.seller_tax_id = ?", "d.buyer_tax_id = ?"]
-            params += [upper, upper]
-        if BOX_HEX_ID.match(compact.lower()):
-            options.append("(d.document_id >= ? AND d.document_id < ?)")
-            params += [compact.lower(), compact.lower() + "g"]
-        amount = amount_number(compact.lstrip("¥￥$€").replace(",", ""))
-        if amount is not None and re.fullmatch(r"[¥￥$€]?[\d,]+(\.\d{1,2})?", compact):
-            options.append("d.total_amount_num BETWEEN ? AND ?")
-            params += [amount - 0.005, amount + 0.005]
-        if BOX_HAS_LETTER.search(box):
-            for column in ("seller_key", "buyer_key"):
-                keys = self.fuzzy_keys(column, box, cutoff)
-                if keys:
-                    options.append(f"d.{column} IN (SELECT value FROM json_each(?))")
-                    params.append(json.dumps(keys, ensure_ascii=False))
-        long_terms = " ".join(term for term in box.split() if len(term) >= 3)
-        if long_terms:
-            text = self._text_clause(long_terms, params)
-            if text:
-                options.append(text)
-        return "(" + " OR ".join(options) + ")" if options else None
-
-    def search(
-        self,
-        search: Search,
-        columns: Sequence[str],
-        sort: str = "date",
-        descending: bool = True,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> tuple[list[dict[str, Any]], int]:
-        """One page of matching documents and how many match in all."""
-        built = self._search_where(search)
-        if built is None:
-            return [], 0
-        where, params = built
-        unknown = set(columns) - DOCUMENT_COLUMNS
-        if unknown:
-            raise ValueError(f"not index columns: {sorted(unknown)}")
-        order = SEARCH_SORTS.get(sort, SEARCH_SORTS["date"])
-        direction = "DESC" if descending else "ASC"
-        # NULLs sort first ascending and last descending (SQLite); the id breaks ties stably.
-        sql = (
-            f"SELECT {', '.join('d.' + c for c in columns)} FROM documents d{where} "
-            f"ORDER BY {order} {direction}, d.document_id {direction} LIMIT ? OFFSET ?"
-        )
-        try:
-            cursor = self._db.cursor()
-            cursor.row_factory = None
-            rows = cursor.execute(sql, [*params, int(limit), int(offset)]).fetchall()
-            names = [column[0] for column in cursor.description]
-            total = self._db.execute(f"SELECT COUNT(*) FROM documents d{where}", params).fetchone()[0]
-        except sqlite3.Error as exc:
-            raise StorageError(f"index search failed ({self.path}): {exc}") from exc
-        return [dict(zip(names, row, strict=True)) for row in rows], int(total)
-
-    def statistics(self, search: Search, top_sellers: int = 20) -> dict[str, list[dict[str, Any]]]:
-        """Counts and amounts per month, seller, tax rate and kind; review/failure/ledger rates per
-        month of ingestion. Amounts are sums of the stored values (unread ones count as 0)."""
-        built = self._search_where(search)
-        empty: dict[str, list[dict[str, Any]]] = {
-            "months": [],
-            "sellers": [],
-            "rates": [],
-            "kinds": [],
-            "quality": [],
-        }
-        if built is None:
-            return empty
-        where, params = built
-        sums = (
             "COUNT(*) AS count, ROUND(COALESCE(SUM(CAST(d.amount_excl_tax AS REAL)), 0), 2) AS amount, "
             "ROUND(COALESCE(SUM(CAST(d.tax_amount AS REAL)), 0), 2) AS tax, "
             "ROUND(COALESCE(SUM(d.total_amount_num), 0), 2) AS total"
         )
+
+    def _statistics_groups(self, where: str, sums: str) -> str:
         # The rate is the effective one, tax / amount excl. tax, in whole percent: a column of its own
         # (the printed rates are in the JSON of the fields, too slow to read at 100,000 invoices).
         rate = (
             "CASE WHEN CAST(d.amount_excl_tax AS REAL) > 0 AND d.tax_amount IS NOT NULL THEN "
             "CAST(ROUND(100.0 * CAST(d.tax_amount AS REAL) / CAST(d.amount_excl_tax AS REAL)) AS INTEGER) END"
         )
-        # Months, kinds, rates and the quality per hour of ingestion come from one scan grouped by all
-        # four, added up here; the sellers need their own.
         not_in_ledger = "0"
         if self._has_table("reconciliation"):
-            not_in_ledger = (
-                "SUM(d.document_id IN (SELECT r.document_id FROM reconciliation r WHERE r.outcome = "
-                "'not_in_ledger' AND r.reconciled_at = (SELECT MAX(r2.reconciled_at) FROM reconciliation r2 "
-                "WHERE r2.document_id = r.document_id)))"
-            )
-        combined = (
+            not_in_ledger = f"SUM(d.document_id IN ({NOT_IN_LEDGER_DOCUMENTS}))"
+        return (
             f"SELECT substr(d.issue_day, 1, 7) AS month, d.doc_type AS kind, {rate} AS rate, "
             f"CAST(d.ingested_at / 3600 AS INTEGER) AS hour, {sums}, "
             f"SUM(d.review_state != 'none') AS reviewed, {not_in_ledger} AS not_in_ledger "
             f"FROM documents d{where} GROUP BY month, kind, rate, hour"
         )
-        # In the order of documents_stats_seller: grouped as it is read, without sorting.
-        sellers = (
-            f"SELECT d.seller_key AS seller_key, {sums} FROM documents d{where} "
-            f"GROUP BY d.seller_key ORDER BY total DESC, count DESC LIMIT {int(top_sellers)}"
-        )
-        out = dict(empty)
-        try:
-            rows = self._db.execute(combined, params).fetchall()
-            out["sellers"] = [dict(row) for row in self._db.execute(sellers, params)]
-            failures = (
-                []
-                if where
-                else self._db.execute(
-                    "SELECT CAST(failed_at / 3600 AS INTEGER), COUNT(*) FROM failures GROUP BY 1"
-                ).fetchall()
-            )
-        except sqlite3.Error as exc:
-            raise StorageError(f"index statistics failed ({self.path}): {exc}") from exc
-        for name, key in (("months", "month"), ("kinds", "kind"), ("rates", "rate")):
-            totals: dict[Any, dict[str, Any]] = {}
-            for row in rows:
-                entry = totals.get(row[key])
-                if entry is None:
-                    entry = totals[row[key]] = {
-                        key: row[key],
-                        "count": 0,
-                        "amount": 0.0,
-                        "tax": 0.0,
-                        "total": 0.0,
-                    }
-                entry["count"] += row["count"]
-                entry["amount"] += row["amount"]
-                entry["tax"] += row["tax"]
-                entry["total"] += row["total"]
-            for entry in totals.values():
-                for column in ("amount", "tax", "total"):
-                    entry[column] = round(entry[column], 2)
-            if name == "kinds":
-                out[name] = sorted(totals.values(), key=lambda e: (-e["count"], e["kind"] or ""))
-            else:
-                out[name] = sorted(
-                    totals.values(), key=lambda e: (e[key] is None, e[key] if e[key] is not None else 0)
-                )
-        out["quality"] = quality_per_month(
-            ((row["hour"], row["count"], row["reviewed"] or 0, row["not_in_ledger"] or 0) for row in rows),
-            failures,
-        )
-        for row in out["rates"]:
-            row["rate"] = f"{row['rate']}%" if row["rate"] is not None else ""
-        keys = [row["seller_key"] for row in out["sellers"] if row["seller_key"]]
-        names = dict(
-            self._db.execute(
-                "SELECT seller_key, MAX(COALESCE(seller_name, vendor_name)) FROM documents "
-                "WHERE seller_key IN (SELECT value FROM json_each(?)) GROUP BY seller_key",
-                (json.dumps(keys, ensure_ascii=False),),
-            ).fetchall()
-        )
-        for row in out["sellers"]:
-            row["seller"] = names.get(row.pop("seller_key"), "") or ""
-        return out
 
     def reconciliation_of(self, document_id: str) -> dict[str, Any] | None:
         """The latest reconciliation outcome of one document, with its differences, or None."""
@@ -634,14 +315,7 @@ class SqliteIndex:
             "SELECT * FROM reconciliation WHERE document_id = ? ORDER BY reconciled_at DESC, rowid DESC LIMIT 1",
             (document_id,),
         ).fetchone()
-        if row is None:
-            return None
-        out = dict(row)
-        try:
-            out["differences"] = json.loads(out.get("differences") or "[]")
-        except ValueError:
-            out["differences"] = []
-        return out
+        return None if row is None else with_differences(dict(row))
 
     def reconciliation_outcomes(
         self, outcome: str | None = None, offset: int = 0, limit: int = 100
@@ -659,15 +333,7 @@ class SqliteIndex:
             [*params, int(limit), int(offset)],
         ).fetchall()
         total = self._db.execute(f"SELECT COUNT(*) FROM reconciliation r{where}", params).fetchone()[0]
-        out = []
-        for row in rows:
-            entry = dict(row)
-            try:
-                entry["differences"] = json.loads(entry.get("differences") or "[]")
-            except ValueError:
-                entry["differences"] = []
-            out.append(entry)
-        return out, int(total)
+        return [with_differences(dict(row)) for row in rows], int(total)
 
     def ingest_batches(self, limit: int = 30) -> list[dict[str, Any]]:
         """Documents per day of ingestion (a batch), newest first, with their states and pages."""
@@ -686,19 +352,6 @@ class SqliteIndex:
             )
         }
         return [{**dict(row), "failed": failed.get(row["day"], 0)} for row in rows]
-
-    def recent_documents(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The documents ingested last, newest first."""
-        rows = self._db.execute(
-            "SELECT document_id, source_name, doc_type, status, page_count, ingested_at, result_key "
-            "FROM documents ORDER BY ingested_at DESC LIMIT ?",
-            (int(limit),),
-        ).fetchall()
-        return [dict(row) for row in rows]
-
-    def recent_failures(self, limit: int = 50) -> list[dict[str, Any]]:
-        rows = self._db.execute("SELECT * FROM failures ORDER BY failed_at DESC LIMIT ?", (int(limit),))
-        return [dict(row) for row in rows.fetchall()]
 
     # ==== end of the issue-16 block ==========================================================
 
