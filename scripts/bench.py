@@ -239,11 +239,12 @@ def bench_ocr(engine: str, workers: int, eval_dir: Path, pages: int, photos: int
         f"\n== OCR: {len(sets['200-dpi pages'])} 200-dpi cn pages + {len(sets['photos'])} cn_photos "
         f"(subset: --pages/--photos), engine={engine}, {workers} workers x 1 thread =="
     )
-    print(
-        f"   pipeline OCR settings: det long side {settings.ocr_det_max_side or 'engine default'}, "
-        f"rec own width {settings.ocr_rec_own_width}, orientation {settings.ocr_orientation}, "
-        f"detector runtime {settings.ocr_runtime} ({detector_runtime(settings.ocr_runtime)} here)"
-    )
+    if engine == "onnx":  # the levers below are the onnx engine's; PaddleOCR keeps its own defaults
+        print(
+            f"   pipeline OCR settings: det long side {settings.ocr_det_max_side or 'engine default'}, "
+            f"rec own width {settings.ocr_rec_own_width}, orientation {settings.ocr_orientation}, "
+            f"detector runtime {settings.ocr_runtime} ({detector_runtime(settings.ocr_runtime)} here)"
+        )
     bare_name = "PaddleOCR predict()" if engine == "paddle" else "RapidOCR()"
     results: dict[str, dict[str, Any]] = {}
     for name, paths in sets.items():
