@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
 log = logging.getLogger(__name__)
 
@@ -40,3 +42,10 @@ def die_with_parent(parent_pid: int, poll_seconds: float = POLL_SECONDS) -> thre
     thread = threading.Thread(target=watch, name="die-with-parent", daemon=True)
     thread.start()
     return thread
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """Spawned worker processes that die with this one (a killed benchmark leaves none behind)."""
+    return ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=die_with_parent, initargs=(os.getpid(),)
+    )

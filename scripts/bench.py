@@ -34,8 +34,6 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +42,7 @@ import numpy as np
 
 from pipeline.config import Settings
 from pipeline.ingest import Outcome, Runner, State, feed, run_batch
-from pipeline.lifeline import die_with_parent
+from pipeline.lifeline import process_pool
 from pipeline.ocr.openvino_runtime import cpu_has_avx512, detector_runtime
 from pipeline.process import STAGES
 from pipeline.store import open_store
@@ -116,9 +114,7 @@ def _bare_ocr(paths: list[str], engine: str) -> tuple[int, float, int, float]:
 
 def bare_round(paths: list[Path], engine: str, workers: int) -> dict[str, Any]:
     chunks = [[str(p) for p in paths[i::workers]] for i in range(workers)]
-    with ProcessPoolExecutor(
-        workers, mp_context=get_context("spawn"), initializer=die_with_parent, initargs=(os.getpid(),)
-    ) as pool:
+    with process_pool(workers) as pool:
         list(pool.map(_warm, [engine] * workers))
         started = time.perf_counter()
         results = list(pool.map(_bare_ocr, chunks, [engine] * workers))

@@ -31,16 +31,14 @@ import sys
 import time
 import unicodedata
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from pipeline.config import Settings
 from pipeline.errors import InputError
-from pipeline.lifeline import die_with_parent
+from pipeline.lifeline import process_pool
 from pipeline.process import process_document
 
 REPO = Path(__file__).resolve().parents[1]
@@ -596,12 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = args.ocr_cache.resolve() if args.ocr_cache else None
     started = time.perf_counter()
     runs: dict[str, dict[str, Any]] = {}
-    with ProcessPoolExecutor(
-        max_workers=args.workers,
-        mp_context=get_context("spawn"),
-        initializer=die_with_parent,
-        initargs=(os.getpid(),),
-    ) as pool:
+    with process_pool(args.workers) as pool:
         futures = {pool.submit(run_case, case, settings, cache): case for case in cases}
         for done, future in enumerate(futures, start=1):
             run = future.result()

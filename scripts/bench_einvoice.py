@@ -27,14 +27,12 @@ import sys
 import tempfile
 import time
 import unicodedata
-from concurrent.futures import ProcessPoolExecutor
 from decimal import Decimal, InvalidOperation
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from pipeline.config import Settings
-from pipeline.lifeline import die_with_parent
+from pipeline.lifeline import process_pool
 from pipeline.process import process_document
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,12 +90,7 @@ def run_one(path: str, settings: Settings) -> dict[str, Any]:
 
 def accuracy(eval_dir: Path, settings: Settings, workers: int) -> dict[str, Any]:
     chosen = cases(eval_dir)
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=get_context("spawn"),
-        initializer=die_with_parent,
-        initargs=(os.getpid(),),
-    ) as pool:
+    with process_pool(workers) as pool:
         runs = list(pool.map(run_one, [str(c[2]) for c in chosen], [settings] * len(chosen)))
     table: dict[tuple[str, str], dict[str, int]] = {}
     wrong: list[dict[str, Any]] = []
@@ -144,12 +137,7 @@ def speed(count: int, workers: int, settings: Settings, seed: int) -> dict[str, 
     with tempfile.TemporaryDirectory(prefix="bench-einvoice-") as folder:
         generator.main(["--out", folder, "--count", str(count), "--seed", str(seed)])
         paths = sorted(str(p) for p in Path(folder).iterdir() if not p.name.endswith(".json"))
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=get_context("spawn"),
-            initializer=die_with_parent,
-            initargs=(os.getpid(),),
-        ) as pool:
+        with process_pool(workers) as pool:
             list(pool.map(run_one, paths[: 2 * workers], [settings] * (2 * workers)))  # start-up, fonts
             started = time.perf_counter()
             runs = list(pool.map(run_one, paths, [settings] * len(paths), chunksize=4))
