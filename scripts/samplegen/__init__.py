@@ -1,0 +1,1 @@
+"""The sample invoice generator behind scripts/make_samples.py, one module per idea."""
