@@ -27,7 +27,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from pipeline.review import review_history, review_queue
 from pipeline.web import WebServer
-from tests.test_review import ReviewStore, build_review_store, index_row, stored_json
+from tests.review_stores import ReviewStore, build_review_store, index_row, stored_json
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.web import WebServer
-from tests.test_web import WebStore, build_web_store
+from tests.web_stores import WebStore, build_web_store
 
 pytestmark = pytest.mark.slow
 

@@ -22,9 +22,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
 from pipeline.web import WebServer
-from tests.test_review import build_review_store
+from tests.review_stores import build_review_store
 from tests.test_review_browser import CHROMEDRIVER, CHROMIUM, FLAGS, save_screenshot, type_keys, waiting
-from tests.test_web import PDF_SAMPLES, WebStore, build_web_store, expected_fields, platform_and_ledger
+from tests.web_stores import PDF_SAMPLES, WebStore, build_web_store, expected_fields, platform_and_ledger
 
 pytestmark = pytest.mark.slow
 
