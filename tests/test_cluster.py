@@ -306,9 +306,9 @@ def test_two_clients_at_once_store_each_document_once(
 @pytest.mark.slow
 def test_local_cluster_client_killed_leaves_no_worker(tmp_path: Path) -> None:
     """The workers of `--cluster local:N` die with the client, even when it is killed with SIGKILL."""
-    from tests.test_lifeline import _scans, kill_parent_and_check
+    from tests.killed_parent import kill_parent_and_check, scans
 
-    _scans(tmp_path / "in", 8)
+    scans(tmp_path / "in", 8)
     command = [sys.executable, "-m", "pipeline.cli", "-q", "ingest", str(tmp_path / "in")]
     command += ["--store", str(tmp_path / "store"), "--cluster", "local:2"]
     kill_parent_and_check(command, tmp_path)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import random
 from datetime import date
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
@@ -35,17 +33,7 @@ from pipeline.fapiao import (
     uscc_check_char,
 )
 from pipeline.model import DocType
-from tests.conftest import EVAL_DIR
-
-EVAL_CN = EVAL_DIR / "cn"
-TODAY = date(2026, 11, 27)
-
-
-def eval_labels() -> list[dict[str, Any]]:
-    if not EVAL_CN.is_dir():
-        pytest.skip("eval set not available")
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(EVAL_CN.glob("cn_*.json"))]
-
+from tests.eval_labels import TODAY, eval_labels
 
 # ---------------------------------------------------------------------------------------------- tax IDs
 

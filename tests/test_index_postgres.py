@@ -12,7 +12,7 @@ import pytest
 from pipeline.errors import StorageError
 from pipeline.store.index import IndexEntry, Query
 from pipeline.store.index_postgres import SCHEMA_VERSION, PostgresIndex, redact
-from tests.test_query import INVOICES, make_result
+from tests.query_invoices import INVOICES, make_result
 
 
 def _entry(n: int) -> IndexEntry:

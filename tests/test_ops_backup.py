@@ -18,9 +18,9 @@ from pipeline.cli import main
 from pipeline.review.corrections import apply_correction
 from pipeline.store import open_store, original_key
 from pipeline.store.seaweedfs import LocalSeaweedFS
+from tests.aws_env import isolated_aws  # noqa: F401 - the fixture: no AWS settings leak in
 from tests.bad_inputs import distinct_pdf, truncated_jpeg
 from tests.conftest import SAMPLES
-from tests.test_store_s3 import isolated_aws  # noqa: F401 - the fixture: no AWS settings leak in
 
 
 def make_store(tmp_path: Path) -> Path:

@@ -20,7 +20,7 @@ from pipeline.ops.verify import verify
 from pipeline.store import open_store
 from pipeline.watch import Watcher, WatchOptions
 from tests.bad_inputs import distinct_pdf
-from tests.test_watch import wait_for
+from tests.waiting import wait_for
 
 
 @pytest.fixture

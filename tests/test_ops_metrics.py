@@ -25,7 +25,7 @@ from pipeline.cli import main
 from pipeline.store.seaweedfs import free_ports
 from tests.bad_inputs import distinct_pdf, truncated_jpeg
 from tests.conftest import REPO
-from tests.test_watch import wait_for
+from tests.waiting import wait_for
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

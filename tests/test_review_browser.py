@@ -7,45 +7,25 @@ Nothing is downloaded: Selenium is given /usr/bin/chromedriver, so Selenium Mana
 from __future__ import annotations
 
 import http.client
-import io
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PIL import Image
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
 
 from pipeline.review import review_history, review_queue
 from pipeline.web import WebServer
+from tests.browser import CHROMEDRIVER, CHROMIUM, FLAGS, save_screenshot, type_keys, waiting
 from tests.review_stores import ReviewStore, build_review_store, index_row, stored_json
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1440,900",
-    "--lang=en-US",
-)
 
 
 @pytest.fixture
@@ -78,21 +58,11 @@ def served(tmp_path: Path) -> Iterator[tuple[ReviewStore, WebServer]]:
         server.close()
 
 
-def waiting(browser: WebDriver, seconds: float = 20) -> WebDriverWait:
-    """A wait that looks again when the page re-rendered the element it was reading (a stale reference)."""
-    return WebDriverWait(browser, seconds, ignored_exceptions=(StaleElementReferenceException,))
-
-
 def active_field(browser: WebDriver) -> str | None:
     # Asked in the page itself: the focused element may be replaced while the next invoice renders.
     return browser.execute_script(
         "const e = document.activeElement; return e ? e.dataset.field || null : null;"
     )
-
-
-def type_keys(browser: WebDriver, *keys: str) -> None:
-    """Keys as a person types them, into whatever has the focus."""
-    ActionChains(browser).send_keys(*keys).perform()
 
 
 def error_text(browser: WebDriver, field: str) -> str:
@@ -216,10 +186,3 @@ def test_wrong_token_is_forbidden(served: tuple[ReviewStore, WebServer], driver:
         "const r = new XMLHttpRequest(); r.open('GET', '/wrong-token/api/queue', false); r.send(); return r.status;"
     )
     assert status == 403
-
-
-def save_screenshot(browser: WebDriver, path: Path) -> None:
-    """A compact PNG for the README (a 256-colour palette keeps it well under 300 KB)."""
-    image = Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("RGB")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)

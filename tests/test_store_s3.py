@@ -27,33 +27,8 @@ from pipeline.model import DocType, Field, FieldStatus, InvoiceResult, PageInfo
 from pipeline.store import Query, open_store, original_key, page_key, result_key
 from pipeline.store.s3 import S3ObjectStore, default_index_name, describe_error, parse_s3_url
 from pipeline.store.seaweedfs import LocalSeaweedFS, free_ports
+from tests.aws_env import isolated_aws  # noqa: F401 - the fixture: no AWS settings leak in
 from tests.conftest import SAMPLES
-
-AWS_VARIABLES = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_REGION",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "AWS_SESSION_TOKEN",
-    "INVOICES_STORE",
-    "INVOICES_INDEX",
-    "INVOICES_S3_ADDRESSING_STYLE",
-    "INVOICES_S3_SSE",
-    "INVOICES_S3_SSE_KMS_KEY_ID",
-)
-
-
-@pytest.fixture(autouse=True)
-def isolated_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No AWS settings of the machine leak in; no credential lookup leaves the machine."""
-    for name in AWS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("INVOICES_S3_MAX_ATTEMPTS", "2")
 
 
 def make_result(

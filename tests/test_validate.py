@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.model import DocType, DocumentStatus, Field, FieldSource, FieldStatus, InvoiceResult, PageInfo
 from pipeline.validate import NOT_FOUND, validate_invoice
-from tests.test_fapiao import TODAY, eval_labels
+from tests.eval_labels import TODAY, eval_labels
 
 # Label doc types (eval set) -> ours; the Shenzhen blockchain e-invoice has no DocType of its own.
 LABEL_DOC_TYPES = {

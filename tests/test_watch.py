@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from pipeline.store import open_store
 from pipeline.watch import ERROR_SUFFIX, HotFolder, Watcher, WatchOptions, ignored, move_unique
 from tests.bad_inputs import distinct_pdf, make_corpus, truncated_jpeg
 from tests.conftest import REPO, SAMPLES
+from tests.waiting import wait_for
 
 
 def sha256(data: bytes) -> str:
@@ -44,17 +45,6 @@ def indexed_ids(store: Path) -> list[str]:
 
 def stored_results(store: Path) -> list[Path]:
     return sorted(store.glob("documents/*/*/result.json"))
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, logs: Sequence[Path] = ()) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            tails = "\n".join(
-                f"--- {log.name}:\n{log.read_text(errors='replace')[-2000:]}" for log in logs if log.exists()
-            )
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{tails}")
-        time.sleep(0.05)
 
 
 def names(folder: Path) -> list[str]:

@@ -22,8 +22,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
 from pipeline.web import WebServer
+from tests.browser import CHROMEDRIVER, CHROMIUM, FLAGS, save_screenshot, type_keys, waiting
 from tests.review_stores import build_review_store
-from tests.test_review_browser import CHROMEDRIVER, CHROMIUM, FLAGS, save_screenshot, type_keys, waiting
 from tests.web_stores import PDF_SAMPLES, WebStore, build_web_store, expected_fields, platform_and_ledger
 
 pytestmark = pytest.mark.slow
