@@ -15,7 +15,9 @@ the engine shared by ``invoices ingest`` (``run_batch``) and the hot folder
   next run), not of the batch;
 * a worker process that dies (a native crash, the out-of-memory killer) takes only its own
   document down: the documents that were in flight are retried one at a time, and the one
-  that kills its worker again is failed with that reason.
+  that kills its worker again is failed with that reason, even when it dies in the middle of
+  sending its result (Python's pool then waits for the rest of the message for ever and never
+  notices; the runner checks its worker processes itself).
 
 One file per idea:
 

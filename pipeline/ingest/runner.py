@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_context
+from multiprocessing import connection, get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from pipeline.cluster import ClusterExecutor
 
 log = logging.getLogger(__name__)
+
+# How often a wait for results also checks that every worker process is alive (see _wait_for_one).
+WORKER_CHECK_SECONDS = 1.0
 
 
 class _InlineExecutor(Executor):
@@ -160,7 +164,7 @@ class Runner:
     def results(self, timeout: float | None = None) -> list[tuple[Job, Outcome]]:
         """Finished jobs; waits up to ``timeout`` seconds (None: until one finishes) when none is."""
         if not self._ready and (self._computing or self._saving):
-            done, _ = wait([*self._computing, *self._saving], timeout=timeout, return_when=FIRST_COMPLETED)
+            done = self._wait_for_one(timeout)
             for future in done:
                 # A future may have left both tables meanwhile (its pool broke under another one).
                 if future in self._computing:
@@ -171,6 +175,50 @@ class Runner:
         finished = list(self._ready)
         self._ready.clear()
         return finished
+
+    def _wait_for_one(self, timeout: float | None) -> set[Future[Any]]:
+        """Wait until a job finishes computing or saving (at most ``timeout`` seconds), watching the
+        workers meanwhile.
+
+        A worker killed while it sends its result (SIGKILL, the OOM killer) leaves half a message in
+        the result pipe: the pool's manager thread then waits for the rest for ever and never marks
+        the pool broken, so no future would finish and the batch would hang. A dead worker found
+        here is handled as the broken pool it is.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = WORKER_CHECK_SECONDS
+            if deadline is not None:
+                step = max(0.0, min(step, deadline - time.monotonic()))
+            done, _ = wait([*self._computing, *self._saving], timeout=step, return_when=FIRST_COMPLETED)
+            if done:
+                return done
+            if self._lost_a_worker():
+                self._worker_lost()
+                return set()
+            if deadline is not None and time.monotonic() >= deadline:
+                return set()
+
+    def _lost_a_worker(self) -> bool:
+        """Whether a process of the current pool has ended (workers only end when the pool stops)."""
+        executor = self._executor
+        if not isinstance(executor, ProcessPoolExecutor):
+            return False
+        sentinels = []
+        for process in list((getattr(executor, "_processes", None) or {}).values()):
+            with contextlib.suppress(ValueError):  # a process object already closed
+                sentinels.append(process.sentinel)
+        return bool(sentinels) and bool(connection.wait(sentinels, timeout=0))
+
+    def _worker_lost(self) -> None:
+        """A worker died without the pool noticing: the same as a broken pool (``_broken``)."""
+        running = [future for future in self._computing if not future.done()]
+        if not running:
+            self._shutdown_executor(kill=True)  # nothing in flight: the next job gets a new pool
+            return
+        isolated = [future for future in running if self._computing[future] is self._isolated]
+        future = (isolated or running)[0]
+        self._broken(self._computing.pop(future))
 
     def _computed(self, future: Future[WorkResult]) -> None:
         job = self._computing.pop(future)
