@@ -48,3 +48,46 @@ def test_die_with_parent_keeps_running_while_the_parent_lives() -> None:
     assert isinstance(thread, threading.Thread)
     time.sleep(0.1)
     assert thread.is_alive()
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")  # a zombie has ended; only its exit status is left
+
+
+@pytest.mark.slow
+def test_test_servers_stop_when_their_starter_is_killed(tmp_path: Path) -> None:
+    # PostgreSQL (detached by pg_ctl) and weed (a session of its own) do not die with their starter.
+    starter = """
+import sys, time
+from pathlib import Path
+from pipeline.store.pglocal import LocalPostgres
+from pipeline.store.seaweedfs import LocalSeaweedFS
+pg = LocalPostgres()
+pg.start()
+weed = LocalSeaweedFS(Path(sys.argv[1]) / "weed", "key-id", "secret-key")
+weed.start()
+print(pg.postmaster_pid, weed._process.pid, pg.root, flush=True)
+time.sleep(600)
+"""
+    process = subprocess.Popen(
+        [sys.executable, "-c", starter, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        pg_pid, weed_pid, pg_root = process.stdout.readline().split()
+        assert _running(int(pg_pid)) and _running(int(weed_pid))
+    finally:
+        process.kill()
+        process.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (
+        _running(int(pg_pid)) or _running(int(weed_pid)) or Path(pg_root).exists()
+    ):
+        time.sleep(0.1)
+    assert not _running(int(pg_pid)), "PostgreSQL outlived the process that started it"
+    assert not _running(int(weed_pid)), "weed outlived the process that started it"
+    assert not Path(pg_root).exists(), "the PostgreSQL folder was left behind"

@@ -18,6 +18,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -26,6 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from pipeline.errors import MissingDependency, StorageError
+from pipeline.lifeline import end_watchdog, stop_when_orphaned
 from pipeline.store.seaweedfs import free_ports
 
 SERVER_USER = "nobody"
@@ -56,6 +58,7 @@ class LocalPostgres:
         self.root = Path(tempfile.mkdtemp(prefix="invoices-pg-")) if root is None else root
         self.data = self.root / "data"
         self._run_as: dict[str, Any] = {}
+        self._watchdog: subprocess.Popen[bytes] | None = None
         if os.geteuid() == 0:
             entry = pwd.getpwnam(SERVER_USER)
             self._run_as = {"user": entry.pw_uid, "group": entry.pw_gid}
@@ -120,7 +123,16 @@ class LocalPostgres:
             "60",
             "start",
         )
+        # pg_ctl detaches the server: without this, a test run killed with SIGKILL leaves it running.
+        end_watchdog(self._watchdog)
+        self._watchdog = stop_when_orphaned(
+            self.postmaster_pid, signal.SIGQUIT, remove=self.root if self._own_root else None
+        )
         self._wait_ready()
+
+    @property
+    def postmaster_pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
 
     def _wait_ready(self, seconds: float = 30.0) -> None:
         import psycopg
@@ -136,6 +148,8 @@ class LocalPostgres:
                 time.sleep(0.1)
 
     def stop(self) -> None:
+        end_watchdog(self._watchdog)
+        self._watchdog = None
         if (self.data / "postmaster.pid").exists():
             with contextlib.suppress(StorageError):
                 self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")

@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from pipeline.errors import MissingDependency, StorageError
+from pipeline.lifeline import end_watchdog, stop_when_orphaned
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class LocalSeaweedFS:
         self.log_path = log_path or data_dir.parent / f"{data_dir.name}.log"
         self.ports = self._pick_ports()
         self._process: subprocess.Popen[bytes] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
         self._started = False
 
     @staticmethod
@@ -168,6 +170,9 @@ class LocalSeaweedFS:
                 env=env,
                 start_new_session=True,  # its own process group: stop() ends exactly it
             )
+        # In a session of its own it would outlive a test run or benchmark killed with SIGKILL.
+        end_watchdog(self._watchdog)
+        self._watchdog = stop_when_orphaned(self._process.pid, signal.SIGKILL, group=True)
         try:
             self._wait_ready(timeout)
         except BaseException:
@@ -191,7 +196,8 @@ class LocalSeaweedFS:
         raise StorageError(f"SeaweedFS S3 did not answer within {timeout:.0f} s ({last}): {self.log_tail()}")
 
     def stop(self, timeout: float = 20.0) -> None:
-        process, self._process = self._process, None
+        end_watchdog(self._watchdog)
+        process, self._process, self._watchdog = self._process, None, None
         if process is None or process.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
@@ -205,7 +211,8 @@ class LocalSeaweedFS:
 
     def kill(self) -> None:
         """Stop at once, as a crash or a pulled cable would."""
-        process, self._process = self._process, None
+        end_watchdog(self._watchdog)
+        process, self._process, self._watchdog = self._process, None, None
         if process is not None and process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
