@@ -27,6 +27,12 @@ def _stat(pid: int) -> list[str] | None:
     return text.rsplit(")", 1)[-1].split()  # [state, ppid, pgrp, session, ...]
 
 
+def running(pid: int) -> bool:
+    """Whether the process is still running (a zombie has exited: only its exit status is left)."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] not in ("Z", "X")
+
+
 def live_processes_of_session(session: int) -> list[int]:
     """Processes of the session that are still running (zombies have exited: not counted)."""
     found = []

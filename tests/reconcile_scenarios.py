@@ -519,6 +519,34 @@ def stored_result(document_id: str, source_name: str, values: dict[str, str], re
     )
 
 
+def store_invoices(
+    root: Path, invoices: list[tuple[str, str, str, str, str]], index: str | None = None, first_id: int = 1
+) -> dict[str, str]:
+    """Store ``(name, number, day, total, seller)`` invoices with code 1100214130; their ids by name."""
+    from pipeline.store import open_store
+
+    store = open_store(str(root), index=index)
+    ids = {}
+    try:
+        for k, (name, number, day, total, seller) in enumerate(invoices):
+            values = {
+                "invoice_code": "1100214130",
+                "invoice_number": number,
+                "issue_date": day,
+                "seller_name": seller,
+                "total_amount": total,
+            }
+            document_id = f"{k + first_id:02x}" * 32
+            png = b"\x89PNG\r\n\x1a\n" + bytes([k])
+            assert store.save(
+                f"original {k}".encode(), name, stored_result(document_id, name, values), [(0, png)]
+            )
+            ids[name] = document_id
+    finally:
+        store.close()
+    return ids
+
+
 def xlsx_ledger(path: Path, rows: list[list[object]]) -> Path:
     workbook = openpyxl.Workbook()
     sheet = workbook.active

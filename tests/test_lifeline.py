@@ -17,7 +17,7 @@ import pytest
 
 from pipeline.lifeline import die_with_parent
 from tests.conftest import REPO
-from tests.killed_parent import kill_parent_and_check, scans
+from tests.killed_parent import kill_parent_and_check, running, scans, wait_for
 
 
 @pytest.mark.slow
@@ -50,14 +50,6 @@ def test_die_with_parent_keeps_running_while_the_parent_lives() -> None:
     assert thread.is_alive()
 
 
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")  # a zombie has ended; only its exit status is left
-
-
 @pytest.mark.slow
 def test_test_servers_stop_when_their_starter_is_killed(tmp_path: Path) -> None:
     # PostgreSQL (detached by pg_ctl) and weed (a session of its own) do not die with their starter.
@@ -78,16 +70,13 @@ time.sleep(600)
     )
     try:
         assert process.stdout is not None
-        pg_pid, weed_pid, pg_root = process.stdout.readline().split()
-        assert _running(int(pg_pid)) and _running(int(weed_pid))
+        pg_text, weed_text, pg_root = process.stdout.readline().split()
+        pg_pid, weed_pid = int(pg_text), int(weed_text)
+        assert running(pg_pid) and running(weed_pid)
     finally:
         process.kill()
         process.wait()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (
-        _running(int(pg_pid)) or _running(int(weed_pid)) or Path(pg_root).exists()
-    ):
-        time.sleep(0.1)
-    assert not _running(int(pg_pid)), "PostgreSQL outlived the process that started it"
-    assert not _running(int(weed_pid)), "weed outlived the process that started it"
+    wait_for(lambda: not (running(pg_pid) or running(weed_pid) or Path(pg_root).exists()), 20)
+    assert not running(pg_pid), "PostgreSQL outlived the process that started it"
+    assert not running(weed_pid), "weed outlived the process that started it"
     assert not Path(pg_root).exists(), "the PostgreSQL folder was left behind"

@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.reconcile import Outcome, load_outcomes, reconcile
 from pipeline.reconcile.sources import LedgerRow
-from tests.reconcile_scenarios import stored_result, xlsx_ledger
+from tests.reconcile_scenarios import store_invoices, xlsx_ledger
 
 STORE_INVOICES = [
     # (source name, number, date, total, seller)
@@ -30,23 +30,8 @@ STORE_INVOICES = [
 
 @pytest.fixture
 def small_store(tmp_path: Path) -> Path:
-    from pipeline.store import open_store
-
     root = tmp_path / "store"
-    store = open_store(str(root))
-    for k, (name, number, day, total, seller) in enumerate(STORE_INVOICES):
-        values = {
-            "invoice_code": "1100214130",
-            "invoice_number": number,
-            "issue_date": day,
-            "seller_name": seller,
-            "total_amount": total,
-        }
-        png = b"\x89PNG\r\n\x1a\n" + bytes([k])
-        store.save(
-            f"original {k}".encode(), name, stored_result(f"{k + 1:02x}" * 32, name, values), [(0, png)]
-        )
-    store.close()
+    store_invoices(root, STORE_INVOICES)
     return root
 
 

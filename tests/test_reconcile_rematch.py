@@ -25,12 +25,13 @@ from pipeline.reconcile import (
     save_outcomes,
 )
 from pipeline.reconcile.sources import read_ledger
-from tests.reconcile_scenarios import stored_result, xlsx_ledger
+from tests.reconcile_scenarios import store_invoices, xlsx_ledger
 
 if TYPE_CHECKING:
     from pipeline.store import Store
 
 
+REMATCH_IDS = 0xA1  # these tests store documents a1a1…, a2a2…
 REVIEW_DAY = date(2026, 1, 1)
 CORRECTED_INVOICES = [
     # (source name, number as read, date, total as read, seller)
@@ -61,33 +62,6 @@ class LedgerStore:
         return open_store(str(self.root), index=self.index)
 
 
-def _store_invoices(
-    root: Path, invoices: list[tuple[str, str, str, str, str]], index: str | None = None
-) -> dict[str, str]:
-    from pipeline.store import open_store
-
-    store = open_store(str(root), index=index)
-    ids = {}
-    try:
-        for k, (name, number, day, total, seller) in enumerate(invoices):
-            values = {
-                "invoice_code": "1100214130",
-                "invoice_number": number,
-                "issue_date": day,
-                "seller_name": seller,
-                "total_amount": total,
-            }
-            document_id = f"{k + 0xA1:02x}" * 32
-            png = b"\x89PNG\r\n\x1a\n" + bytes([k])
-            assert store.save(
-                f"original {k}".encode(), name, stored_result(document_id, name, values), [(0, png)]
-            )
-            ids[name] = document_id
-    finally:
-        store.close()
-    return ids
-
-
 def _reconcile_store(
     store: Store, ledger_path: Path, options: ReconcileOptions | None = None
 ) -> Reconciliation:
@@ -112,7 +86,7 @@ def ledger_store(tmp_path: Path, index_location: str | None) -> LedgerStore:
     """Four stored invoices (one total and one number misread) reconciled against a five-row ledger,
     on each index backend."""
     root = tmp_path / "store"
-    ids = _store_invoices(root, CORRECTED_INVOICES, index_location)
+    ids = store_invoices(root, CORRECTED_INVOICES, index_location, REMATCH_IDS)
     built = LedgerStore(root, xlsx_ledger(tmp_path / "ledger.xlsx", CORRECTION_LEDGER), ids, index_location)
     store = built.open()
     try:
@@ -254,7 +228,7 @@ def test_rematch_a_scan_whose_duplicate_was_read_the_same(tmp_path: Path) -> Non
     from pipeline.review import apply_correction
 
     misread = ("c.pdf", "18531846", "2024-03-05", "339.00", "北京新纪元商贸有限责任公司")
-    ids = _store_invoices(tmp_path / "store", [misread, ("c-again.pdf", *misread[1:])])
+    ids = store_invoices(tmp_path / "store", [misread, ("c-again.pdf", *misread[1:])], first_id=REMATCH_IDS)
     ledger = xlsx_ledger(tmp_path / "ledger.xlsx", CORRECTION_LEDGER[2:3])
     from pipeline.store import open_store
 
@@ -288,7 +262,7 @@ def test_rematch_uses_the_options_of_the_last_run(tmp_path: Path) -> None:
     from pipeline.reconcile import load_options, rematch_document
 
     invoices = [("b.jpg", "10631332", "2024-03-02", "226.50", "北京智源信息技术股份有限公司")]
-    ids = _store_invoices(tmp_path / "store", invoices)
+    ids = store_invoices(tmp_path / "store", invoices, first_id=REMATCH_IDS)
     ledger = xlsx_ledger(tmp_path / "ledger.xlsx", CORRECTION_LEDGER[1:2])
     from pipeline.store import open_store
 
@@ -318,7 +292,7 @@ def test_rematch_without_a_ledger_changes_nothing(tmp_path: Path) -> None:
     from pipeline.review import apply_correction
     from pipeline.store import open_store
 
-    ids = _store_invoices(tmp_path / "store", CORRECTED_INVOICES[1:2])
+    ids = store_invoices(tmp_path / "store", CORRECTED_INVOICES[1:2], first_id=REMATCH_IDS)
     store = open_store(str(tmp_path / "store"))
     db_path = store.index.path
 
@@ -353,12 +327,13 @@ def test_rematch_leaves_a_second_booking_of_another_invoice_alone(tmp_path: Path
     from pipeline.store import open_store
 
     seller = "北京凯德网络科技股份有限公司"
-    ids = _store_invoices(
+    ids = store_invoices(
         tmp_path / "store",
         [
             ("e.jpg", "10631360", "2024-04-02", "565.00", seller),
             ("f.jpg", "77777777", "2024-04-02", "565.00", seller),
         ],
+        first_id=REMATCH_IDS,
     )
     row = ["1100214130", "10631360", date(2024, 4, 2), seller, 565.0, "C"]
     ledger = xlsx_ledger(tmp_path / "ledger.xlsx", [row, row])  # rows 2 and 3: booked twice
